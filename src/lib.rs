@@ -1,0 +1,3 @@
+//! actix-device (work in progress).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
