@@ -1,0 +1,80 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::token::Rejected;
+
+/// Operator counters of a [`DeviceTracking`](crate::DeviceTracking) middleware, shared by
+/// every worker. Read them with [`DeviceTracking::metrics`](crate::DeviceTracking::metrics).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    issued: AtomicU64,
+    accepted: AtomicU64,
+    reissued: AtomicU64,
+    forgotten: AtomicU64,
+    rejected: [AtomicU64; Rejected::ALL.len()],
+}
+
+/// A point-in-time copy of [`Metrics`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Fresh device ids handed out (first visits, rejected cookies replaced, renewals).
+    pub issued: u64,
+    /// Cookies that verified.
+    pub accepted: u64,
+    /// Verified cookies re-minted for the same id (retired key, refresh age).
+    pub reissued: u64,
+    /// Removal cookies sent at a handler's request.
+    pub forgotten: u64,
+    /// Cookies rejected, by reason, in the order of [`Rejected::ALL`].
+    pub rejected: Vec<(Rejected, u64)>,
+}
+
+impl MetricsSnapshot {
+    /// How many cookies were rejected for `reason`.
+    #[must_use]
+    pub fn rejected_for(&self, reason: Rejected) -> u64 {
+        self.rejected
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// How many cookies were rejected for any reason.
+    #[must_use]
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn issued(&self) {
+        self.issued.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn reissued(&self) {
+        self.reissued.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn forgotten(&self) {
+        self.forgotten.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn rejected(&self, reason: Rejected) {
+        self.rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    #[must_use]
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            issued: self.issued.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            reissued: self.reissued.load(Ordering::Relaxed),
+            forgotten: self.forgotten.load(Ordering::Relaxed),
+            rejected: Rejected::ALL
+                .iter()
+                .map(|r| (*r, self.rejected[r.index()].load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+}
