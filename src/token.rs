@@ -342,15 +342,18 @@ impl TokenCodec {
             VERSION_SIGNED | VERSION_SEALED => {}
             _ => return Err(Rejected::UnknownVersion),
         }
+        if !valid_length(self.mode, raw.len()) {
+            return Err(Rejected::Malformed);
+        }
         let (key_id, _) = rest.split_first_chunk::<4>().ok_or(Rejected::Malformed)?;
         let key_id = u32::from_be_bytes(*key_id);
         let mut candidates = self.keys.iter().filter(|k| k.id == key_id).peekable();
         if candidates.peek().is_none() {
             return Err(Rejected::UnknownKey);
         }
+        // Several keys may share a 32-bit id (by chance): try each.
         let (body, retired) = candidates
-            .map(|key| self.open(key, &raw).map(|body| (body, key.retired)))
-            .find_map(Result::ok)
+            .find_map(|key| self.open(key, &raw).map(|body| (body, key.retired)))
             .ok_or(Rejected::BadTag)?;
         let (id, issued_at, expires_at) = parse_body(&body)?;
         let expired = expires_at.is_some_and(|at| now >= at)
@@ -370,28 +373,16 @@ impl TokenCodec {
         })
     }
 
-    /// Checks `raw`'s tag under `key` and returns the body.
-    fn open(&self, key: &CodecKey, raw: &[u8]) -> Result<Vec<u8>, Rejected> {
+    /// Checks `raw`'s tag under `key` and returns the body; `raw` has a valid length.
+    fn open(&self, key: &CodecKey, raw: &[u8]) -> Option<Vec<u8>> {
         match &key.material {
-            Material::Plain => Err(Rejected::WrongMode),
+            Material::Plain => None,
             Material::Signed(keyed) => {
-                if raw.len() != HEADER_LEN + BODY_LEN + TAG_LEN
-                    && raw.len() != HEADER_LEN + BODY_LEN + EXPIRY_LEN + TAG_LEN
-                {
-                    return Err(Rejected::Malformed);
-                }
                 let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
-                if bool::from(signed_tag(keyed, signed).ct_eq(tag)) {
-                    Ok(signed[HEADER_LEN..].to_vec())
-                } else {
-                    Err(Rejected::BadTag)
-                }
+                bool::from(signed_tag(keyed, signed).ct_eq(tag))
+                    .then(|| signed[HEADER_LEN..].to_vec())
             }
             Material::Sealed(cipher) => {
-                let min = HEADER_LEN + NONCE_LEN + BODY_LEN + TAG_LEN;
-                if raw.len() != min && raw.len() != min + EXPIRY_LEN {
-                    return Err(Rejected::Malformed);
-                }
                 let (head, rest) = raw.split_at(HEADER_LEN);
                 let (nonce, sealed) = rest.split_at(NONCE_LEN);
                 let aad = [&self.context[..], head].concat();
@@ -403,10 +394,20 @@ impl TokenCodec {
                             aad: &aad,
                         },
                     )
-                    .map_err(|_| Rejected::BadTag)
+                    .ok()
             }
         }
     }
+}
+
+/// The two lengths a decoded token of `mode` may have: without and with an expiry.
+fn valid_length(mode: Mode, len: usize) -> bool {
+    let without = match mode {
+        Mode::Plain => return false,
+        Mode::Signed => HEADER_LEN + BODY_LEN + TAG_LEN,
+        Mode::Sealed => HEADER_LEN + NONCE_LEN + BODY_LEN + TAG_LEN,
+    };
+    len == without || len == without + EXPIRY_LEN
 }
 
 fn signed_tag(keyed: &blake3::Hasher, signed: &[u8]) -> [u8; TAG_LEN] {
