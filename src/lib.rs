@@ -53,6 +53,7 @@ mod extract;
 mod keyring;
 mod metrics;
 mod middleware;
+pub mod record;
 pub mod token;
 
 pub use actix_device_store::{Clock, ManualClock, SystemClock};

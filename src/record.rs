@@ -1,0 +1,144 @@
+//! Typed records above the byte [`Store`](crate::stores::Store): a format version and a
+//! serde payload in a compact binary encoding (postcard).
+//!
+//! A record that fails to decode is an error naming its key — never a panic, never
+//! silently replaced. Decoding is canonical: bytes that decode but would not be written
+//! back identically (an over-long varint, trailing bytes) are rejected too, so one record
+//! has exactly one stored form.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use actix_device_store::KeyName;
+
+/// A value the library stores under a key.
+pub trait Record: Serialize + DeserializeOwned {
+    /// What the record is, for error messages (`"device"`, `"session"`, ...).
+    const KIND: &'static str;
+    /// The format version written in the first byte. Bump it when the layout changes.
+    const VERSION: u8;
+}
+
+/// Why stored bytes are not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// No bytes at all.
+    #[error("empty {kind} record at key {key}")]
+    Empty {
+        /// The record kind.
+        kind: &'static str,
+        /// Where it was stored.
+        key: KeyName,
+    },
+    /// A version this build does not read.
+    #[error("{kind} record at key {key} has version {found}, this build reads {expected}")]
+    Version {
+        /// The record kind.
+        kind: &'static str,
+        /// Where it was stored.
+        key: KeyName,
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        expected: u8,
+    },
+    /// The payload does not decode, or not canonically.
+    #[error("corrupt {kind} record at key {key}: {reason}")]
+    Corrupt {
+        /// The record kind.
+        kind: &'static str,
+        /// Where it was stored.
+        key: KeyName,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The stored bytes of `record`.
+#[must_use]
+pub fn encode<T: Record>(record: &T) -> Vec<u8> {
+    let out = vec![T::VERSION];
+    // postcard serialises any serde value that has no maps with non-string keys and no
+    // unsized sequences; every record type in this crate is such a value.
+    match postcard::to_extend(record, out) {
+        Ok(bytes) => bytes,
+        Err(e) => unreachable!("{} records always serialise: {e}", T::KIND),
+    }
+}
+
+/// Reads the record stored under `key`.
+pub fn decode<T: Record>(key: &[u8], bytes: &[u8]) -> Result<T, RecordError> {
+    let (&version, payload) = bytes.split_first().ok_or_else(|| RecordError::Empty {
+        kind: T::KIND,
+        key: KeyName::new(key),
+    })?;
+    if version != T::VERSION {
+        return Err(RecordError::Version {
+            kind: T::KIND,
+            key: KeyName::new(key),
+            found: version,
+            expected: T::VERSION,
+        });
+    }
+    let corrupt = |reason: String| RecordError::Corrupt {
+        kind: T::KIND,
+        key: KeyName::new(key),
+        reason,
+    };
+    let record: T = postcard::from_bytes(payload).map_err(|e| corrupt(e.to_string()))?;
+    if encode(&record) != bytes {
+        return Err(corrupt("not in canonical form".to_owned()));
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Visit {
+        count: u64,
+        note: Option<String>,
+    }
+    impl Record for Visit {
+        const KIND: &'static str = "visit";
+        const VERSION: u8 = 3;
+    }
+
+    #[test]
+    fn records_round_trip_with_their_version() {
+        let v = Visit {
+            count: 300,
+            note: Some("hi".into()),
+        };
+        let bytes = encode(&v);
+        assert_eq!(bytes[0], 3);
+        assert_eq!(decode::<Visit>(b"k", &bytes).unwrap(), v);
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_naming_the_key() {
+        let good = encode(&Visit {
+            count: 1,
+            note: None,
+        });
+        let mut trailing = good.clone();
+        trailing.push(0);
+        // 1 written as an over-long varint: 0x81 0x00.
+        let overlong = vec![3, 0x81, 0x00, 0x00];
+        let cases: [(&[u8], &str); 5] = [
+            (&[], "empty"),
+            (&[9, 1, 0], "version 9"),
+            (&[3], "corrupt"),
+            (&trailing, "canonical"),
+            (&overlong, "canonical"),
+        ];
+        for (bytes, want) in cases {
+            let err = decode::<Visit>(b"dev/x", bytes).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("\"dev/x\"") && text.contains(want), "{text}");
+        }
+    }
+}
