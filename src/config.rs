@@ -13,6 +13,7 @@ use crate::cookie_header::HeaderLimits;
 use crate::device_id::{IdGenerator, SharedGenerator, UuidV7};
 use crate::keyring::Keyring;
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::registry::Devices;
 use crate::token::{Mode, TokenCodec, TokenContext};
 
 /// The purpose string device tokens are bound to.
@@ -83,6 +84,7 @@ pub(crate) struct Settings {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limits: HeaderLimits,
     pub(crate) metrics: Metrics,
+    pub(crate) registry: Option<Devices>,
 }
 
 impl Settings {
@@ -174,6 +176,7 @@ pub struct DeviceTrackingBuilder {
     generator: SharedGenerator,
     clock: Arc<dyn Clock>,
     limits: HeaderLimits,
+    registry: Option<Devices>,
 }
 
 impl fmt::Debug for DeviceTrackingBuilder {
@@ -208,6 +211,7 @@ impl DeviceTrackingBuilder {
             generator: Arc::new(UuidV7),
             clock: Arc::new(SystemClock),
             limits: HeaderLimits::default(),
+            registry: None,
         }
     }
 
@@ -339,6 +343,15 @@ impl DeviceTrackingBuilder {
         self
     }
 
+    /// Keeps a registry record for every returning device: the middleware calls
+    /// [`Devices::touch`] (throttled to one write per device per touch interval) for each
+    /// request whose device cookie verified. Browsers that never send the cookie back
+    /// create no record.
+    pub fn registry(mut self, devices: Devices) -> Self {
+        self.registry = Some(devices);
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<DeviceTracking, ConfigError> {
         let mut cookie = self.cookie;
@@ -367,12 +380,13 @@ impl DeviceTrackingBuilder {
                 clock: self.clock,
                 limits: self.limits,
                 metrics: Metrics::default(),
+                registry: self.registry,
             }),
         })
     }
 }
 
-fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
+pub(crate) fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
     let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if cookie.name.is_empty() || !cookie.name.bytes().all(token_char) {
         return Err(ConfigError::InvalidCookieName(cookie.name.clone()));

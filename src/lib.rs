@@ -46,23 +46,40 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod api_error;
+mod client_ip;
 mod config;
 pub mod cookie_header;
 mod device_id;
+mod events;
 mod extract;
 mod keyring;
 mod metrics;
 mod middleware;
 pub mod record;
+mod registry;
+mod routes;
+mod sessions;
 pub mod token;
 
 pub use actix_device_store::{Clock, ManualClock, SystemClock};
 pub use actix_web::cookie::SameSite;
+pub use api_error::ApiError;
+pub use client_ip::{client_ip, TrustedProxies};
 pub use config::{ConfigError, ConsentFn, DeviceTracking, DeviceTrackingBuilder, RejectPolicy};
 pub use device_id::{compare_device_ids, DeviceId, IdGenerator, ParseDeviceIdError, UuidV7};
+pub use events::{DeviceEvents, HookError, NoEvents, SessionEvent};
 pub use extract::{DeviceContext, DeviceControl, DeviceError, Reissue};
 pub use keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use registry::{
+    DeviceRecord, Devices, DevicesBuilder, EvictionPolicy, Permissions, RequestInfo, Revocation,
+    RevokeReason,
+};
+pub use sessions::{
+    CurrentSession, EndReason, SessionRecord, SessionStatus, Sessions, SessionsBuilder,
+    TrustedDevice,
+};
 pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 
 /// The stores, re-exported by feature (`moka`, `sled`, `redb`), and the [`Store`](stores::Store) trait.

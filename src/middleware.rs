@@ -12,10 +12,12 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::COOKIE;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 
-use crate::config::{DeviceTracking, RejectPolicy, Settings};
+use crate::config::{CookieSettings, DeviceTracking, RejectPolicy, Settings};
 use crate::cookie_header::values_named;
 use crate::device_id::DeviceId;
 use crate::extract::{DeviceAction, DeviceContext, DeviceError, Reissue, TrackingState};
+use crate::registry::Devices;
+use crate::sessions::{request_info, PendingCookies};
 use crate::token::{Rejected, Token};
 
 impl<S, B> Transform<S, ServiceRequest> for DeviceTracking
@@ -83,18 +85,38 @@ where
             req.extensions_mut().insert(TrackingState::Tracked);
             req.extensions_mut().insert(context.id);
             req.extensions_mut().insert(context.clone());
+            if let Some(devices) = &settings.registry {
+                touch_registry(devices, &req, &context).await;
+            }
 
             let mut res = service.call(req).await?;
             let action = res.request().extensions_mut().remove::<DeviceAction>();
-            if let Some(cookie) = outgoing_cookie(&settings, &context, action, now) {
-                // The cookie goes on every response, errors included: a first visit that
-                // hits a failing handler must still leave with its id.
+            let queued = res.request().extensions_mut().remove::<PendingCookies>();
+            let device_cookie = outgoing_cookie(&settings, &context, action, now);
+            // Cookies go on every response, errors included: a first visit that hits a
+            // failing handler must still leave with its id.
+            for cookie in device_cookie
+                .into_iter()
+                .chain(queued.into_iter().flat_map(|q| q.0))
+            {
                 if let Err(e) = res.response_mut().add_cookie(&cookie) {
-                    tracing::error!(error = %e, "could not write the device cookie");
+                    tracing::error!(error = %e, cookie = cookie.name(), "could not write a cookie");
                 }
             }
             Ok(res.map_into_left_body())
         })
+    }
+}
+
+/// Counts the request in the device registry. Only browsers that sent a valid cookie back
+/// are counted; a store failure is logged and never fails the request.
+async fn touch_registry(devices: &Devices, req: &ServiceRequest, context: &DeviceContext) {
+    if context.is_new {
+        return;
+    }
+    let info = request_info(devices, req.request());
+    if let Err(error) = devices.touch(context.id, &info).await {
+        tracing::error!(%error, "device registry touch failed");
     }
 }
 
@@ -216,7 +238,11 @@ fn outgoing_cookie(
 
 /// The device cookie with every configured attribute.
 fn device_cookie(settings: &Settings, value: String) -> Cookie<'static> {
-    let c = &settings.cookie;
+    build_cookie(&settings.cookie, value)
+}
+
+/// A cookie with every attribute of `c`.
+pub(crate) fn build_cookie(c: &CookieSettings, value: String) -> Cookie<'static> {
     let max_age = i64::try_from(c.max_age.as_secs()).unwrap_or(i64::MAX);
     let mut builder = Cookie::build(c.name.clone(), value)
         .path(c.path.clone())

@@ -6,10 +6,15 @@
 //! back identically (an over-long varint, trailing bytes) are rejected too, so one record
 //! has exactly one stored form.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use actix_device_store::KeyName;
+use actix_device_store::{CasOutcome, KeyName, Store};
+
+use crate::api_error::ApiError;
 
 /// A value the library stores under a key.
 pub trait Record: Serialize + DeserializeOwned {
@@ -91,6 +96,101 @@ pub fn decode<T: Record>(key: &[u8], bytes: &[u8]) -> Result<T, RecordError> {
         return Err(corrupt("not in canonical form".to_owned()));
     }
     Ok(record)
+}
+
+/// Typed access to a [`Store`]: records in, records out, read-modify-write through
+/// compare-and-swap so concurrent updates are never lost.
+#[derive(Clone)]
+pub struct Records {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").finish_non_exhaustive()
+    }
+}
+
+/// What an [`Records::update`] step decided.
+#[derive(Debug)]
+pub enum Change<T> {
+    /// Leave the record as it is.
+    Keep,
+    /// Write this value.
+    Write(T),
+    /// Delete the record.
+    Delete,
+}
+
+/// How many times [`Records::update`] retries a lost compare-and-swap race before
+/// answering [`ApiError::Conflict`].
+const MAX_CAS_ATTEMPTS: usize = 64;
+
+impl Records {
+    /// Typed access to `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The underlying store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The record under `key`, if any.
+    pub async fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
+        match self.store.get(key).await? {
+            Some(bytes) => Ok(Some(decode(key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `record` under `key`.
+    pub async fn put<T: Record>(
+        &self,
+        key: &[u8],
+        record: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), ApiError> {
+        Ok(self.store.put(key, &encode(record), ttl).await?)
+    }
+
+    /// Read-modify-write of the record under `key`: `step` sees the current record and
+    /// decides; on a lost race it runs again on the newer record. Returns the record as
+    /// it stands after the update (`None` if absent or deleted).
+    pub async fn update<T, F>(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        mut step: F,
+    ) -> Result<Option<T>, ApiError>
+    where
+        T: Record + Clone,
+        F: FnMut(Option<T>) -> Result<Change<T>, ApiError>,
+    {
+        let mut raw = self.store.get(key).await?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = raw.as_deref().map(|b| decode::<T>(key, b)).transpose()?;
+            let (new_bytes, result) = match step(current.clone())? {
+                Change::Keep => return Ok(current),
+                Change::Write(record) => (Some(encode(&record)), Some(record)),
+                Change::Delete => (None, None),
+            };
+            match self
+                .store
+                .compare_and_swap(key, raw.as_deref(), new_bytes.as_deref(), ttl)
+                .await?
+            {
+                CasOutcome::Swapped => return Ok(result),
+                CasOutcome::Conflict { current } => raw = current,
+            }
+        }
+        Err(ApiError::Conflict(
+            "too many concurrent updates of one record",
+        ))
+    }
 }
 
 #[cfg(test)]
