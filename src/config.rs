@@ -130,7 +130,6 @@ impl DeviceTracking {
     }
 
     /// A builder starting from the secure defaults.
-    #[must_use]
     pub fn builder(keyring: Keyring) -> DeviceTrackingBuilder {
         DeviceTrackingBuilder::new(keyring)
     }

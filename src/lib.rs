@@ -82,7 +82,14 @@ pub use sessions::{
 };
 pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 
-/// The stores, re-exported by feature (`moka`, `sled`, `redb`), and the [`Store`](stores::Store) trait.
+/// The [`Store`](stores::Store) trait and, by cargo feature, the backends: `moka`
+/// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`).
 pub mod stores {
+    #[cfg(feature = "moka")]
+    pub use actix_device_moka::*;
+    #[cfg(feature = "redb")]
+    pub use actix_device_redb::*;
+    #[cfg(feature = "sled")]
+    pub use actix_device_sled::*;
     pub use actix_device_store::*;
 }

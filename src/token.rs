@@ -169,6 +169,9 @@ impl TokenContext {
     }
 }
 
+// One per key, built once: the pre-keyed hasher stays inline, so each request clones it
+// without chasing a pointer.
+#[allow(clippy::large_enum_variant)]
 enum Material {
     Plain,
     Signed(blake3::Hasher),
