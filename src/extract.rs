@@ -40,12 +40,10 @@ pub struct DeviceContext {
     pub issued_at: Option<SystemTime>,
 }
 
-/// Marks that the middleware ran, and whether it tracked the request.
+/// Marks a request the middleware saw but did not track (no consent). A tracked request
+/// is marked by its [`DeviceContext`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TrackingState {
-    Tracked,
-    NoConsent,
-}
+pub(crate) struct NoConsent;
 
 /// A handler's request to change the device cookie, applied on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,9 +134,10 @@ fn lookup<T: Clone + 'static>(req: &HttpRequest) -> Result<T, DeviceError> {
     if let Some(value) = ext.get::<T>() {
         return Ok(value.clone());
     }
-    match ext.get::<TrackingState>() {
-        Some(TrackingState::NoConsent) => Err(DeviceError::NoConsent),
-        _ => Err(DeviceError::MiddlewareMissing),
+    if ext.contains::<NoConsent>() {
+        Err(DeviceError::NoConsent)
+    } else {
+        Err(DeviceError::MiddlewareMissing)
     }
 }
 
@@ -165,10 +164,6 @@ impl FromRequest for DeviceControl {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match req.extensions().get::<TrackingState>() {
-            Some(TrackingState::Tracked) => Ok(DeviceControl { req: req.clone() }),
-            Some(TrackingState::NoConsent) => Err(DeviceError::NoConsent),
-            None => Err(DeviceError::MiddlewareMissing),
-        })
+        ready(lookup::<DeviceContext>(req).map(|_| DeviceControl { req: req.clone() }))
     }
 }

@@ -15,7 +15,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use crate::config::{CookieSettings, DeviceTracking, RejectPolicy, Settings};
 use crate::cookie_header::values_named;
 use crate::device_id::DeviceId;
-use crate::extract::{DeviceAction, DeviceContext, DeviceError, Reissue, TrackingState};
+use crate::extract::{DeviceAction, DeviceContext, DeviceError, NoConsent, Reissue};
 use crate::registry::Devices;
 use crate::sessions::{request_info, PendingCookies};
 use crate::token::{Rejected, Token};
@@ -71,7 +71,7 @@ where
         let settings = Arc::clone(&self.settings);
         Box::pin(async move {
             if !consented(&settings, &req) {
-                req.extensions_mut().insert(TrackingState::NoConsent);
+                req.extensions_mut().insert(NoConsent);
                 return service
                     .call(req)
                     .await
@@ -82,9 +82,11 @@ where
                 Ok(context) => context,
                 Err(reason) => return Ok(refuse(req, reason)),
             };
-            req.extensions_mut().insert(TrackingState::Tracked);
-            req.extensions_mut().insert(context.id);
-            req.extensions_mut().insert(context.clone());
+            {
+                let mut ext = req.extensions_mut();
+                ext.insert(context.id);
+                ext.insert(context.clone());
+            }
             if let Some(devices) = &settings.registry {
                 touch_registry(devices, &req, &context).await;
             }

@@ -1,0 +1,295 @@
+//! Whole-request overhead: server variants on loopback driven by `wrk`, side by side.
+//!
+//! ```sh
+//! bash benches/http.sh          # installs wrk, then: cargo bench --bench http --all-features
+//! ```
+//!
+//! Each variant is an actix-web server with one worker on core 0; `wrk` runs on core 1
+//! (when the machine has two). Variants are interleaved and the whole sweep repeated
+//! (`ROUNDS`, default 3), so drift hits all of them alike; the table shows medians over
+//! rounds and each variant's throughput as a ratio to the bare server of the same run.
+//! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_device::{DeviceId, DeviceTracking, Key, Keyring, Mode};
+use actix_session::storage::CookieSessionStore;
+use actix_session::{config::CookieContentSecurity, Session, SessionMiddleware};
+use actix_web::cookie::Key as CookieKey;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+struct Variant {
+    name: &'static str,
+    port: u16,
+    handle: ServerHandle,
+}
+
+/// The same response as the device handlers (a formatted 36-character id), without
+/// the middleware.
+async fn bare() -> HttpResponse {
+    const ID: DeviceId = DeviceId::from_bytes([0x42; 16]);
+    HttpResponse::Ok().body(format!("hello {ID}"))
+}
+
+async fn device(id: DeviceId) -> HttpResponse {
+    HttpResponse::Ok().body(format!("hello {id}"))
+}
+
+/// What actix-session users write to get a per-browser id: read it, mint one if absent.
+async fn session_id(session: Session) -> HttpResponse {
+    let id = match session.get::<String>("id") {
+        Ok(Some(id)) => id,
+        _ => {
+            let id = DeviceId::new_v7().to_string();
+            let _ = session.insert("id", &id);
+            id
+        }
+    };
+    HttpResponse::Ok().body(format!("hello {id}"))
+}
+
+macro_rules! serve {
+    ($name:expr, $app:expr) => {{
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new($app)
+                    .workers(1)
+                    .backlog(1024)
+                    .bind(("127.0.0.1", 0))
+                    .expect("bind");
+                let port = server.addrs()[0].port();
+                let server = server.run();
+                tx.send((port, server.handle())).expect("send");
+                let _ = server.await;
+            })
+        });
+        let (port, handle) = rx.recv().expect("server started");
+        Variant {
+            name: $name,
+            port,
+            handle,
+        }
+    }};
+}
+
+fn tracking(mode: Mode) -> DeviceTracking {
+    DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
+        .mode(mode)
+        .secure(false)
+        .build()
+        .unwrap()
+}
+
+fn variants(data: &std::path::Path) -> Vec<Variant> {
+    let _ = data;
+    let mut out = vec![serve!("bare", || App::new().route("/", web::get().to(bare)))];
+    for (name, mode) in [
+        ("device plain", Mode::Plain),
+        ("device signed", Mode::Signed),
+        ("device sealed", Mode::Sealed),
+    ] {
+        let t = tracking(mode);
+        out.push(serve!(name, move || App::new()
+            .wrap(t.clone())
+            .route("/", web::get().to(device))));
+    }
+    #[cfg(feature = "redb")]
+    {
+        let store: Arc<dyn actix_device::stores::Store> = Arc::new(
+            actix_device::stores::RedbStore::open(data.join("bench.redb")).expect("redb opens"),
+        );
+        let devices = actix_device::Devices::new(store);
+        let t = DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
+            .secure(false)
+            .registry(devices)
+            .build()
+            .unwrap();
+        out.push(serve!("signed + registry (redb)", move || App::new()
+            .wrap(t.clone())
+            .route("/", web::get().to(device))));
+    }
+    let key = CookieKey::from(&[9u8; 64]);
+    for (name, security) in [
+        ("actix-session signed", CookieContentSecurity::Signed),
+        ("actix-session private", CookieContentSecurity::Private),
+    ] {
+        let key = key.clone();
+        out.push(serve!(name, move || App::new()
+            .wrap(
+                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    .cookie_content_security(security)
+                    .cookie_secure(false)
+                    .build()
+            )
+            .route("/", web::get().to(session_id))));
+    }
+    out
+}
+
+/// The `Cookie` header a returning browser sends to this variant (empty for bare).
+fn returning_cookie(port: u16) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .expect("curl runs");
+    let headers = String::from_utf8_lossy(&out.stdout);
+    headers
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("set-cookie")
+                .then(|| v.trim().split(';').next().unwrap_or("").to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(port: u16, cookie: Option<&str>, secs: u64, connections: u32, pin: bool) -> Run {
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", "wrk"]);
+        c
+    } else {
+        Command::new("wrk")
+    };
+    cmd.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: {c}")]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}/"));
+    let out = cmd
+        .output()
+        .expect("wrk runs (install it: apt-get install -y wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut run = Run::default();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            run.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("50%") {
+            run.p50_ms = parse_latency(v.trim());
+        } else if let Some(v) = t.strip_prefix("99%") {
+            run.p99_ms = parse_latency(v.trim());
+        }
+    }
+    if text.contains("Non-2xx") {
+        eprintln!("warning: non-2xx responses on port {port}:\n{text}");
+    }
+    run
+}
+
+fn parse_latency(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and test discovery
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed: run `bash benches/http.sh` (it installs it)");
+        std::process::exit(2);
+    }
+    let rounds = env_num("ROUNDS", 3).max(1);
+    let secs = env_num("DURATION", 5).max(1);
+    let connections = u32::try_from(env_num("CONNECTIONS", 32)).unwrap_or(32);
+    let pin = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    if pin {
+        // Servers (this process's threads) on core 0, wrk on core 1.
+        let _ = Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+            .output();
+    }
+    let data = tempfile::tempdir().expect("temp dir");
+    let variants = variants(data.path());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cookies: Vec<String> = variants.iter().map(|v| returning_cookie(v.port)).collect();
+    // Bare sets no cookie; a returning browser still sends one, and parsing that header is
+    // part of every real request, so bare gets the signed variant's (which it ignores).
+    cookies[0] = variants
+        .iter()
+        .position(|v| v.name == "device signed")
+        .map(|i| cookies[i].clone())
+        .unwrap_or_default();
+
+    for (label, returning) in [
+        ("returning browsers (valid cookie)", true),
+        ("first-time visitors (no cookie)", false),
+    ] {
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
+        for round in 0..rounds {
+            for (i, v) in variants.iter().enumerate() {
+                let cookie = (returning && !cookies[i].is_empty()).then_some(cookies[i].as_str());
+                let r = wrk(v.port, cookie, secs, connections, pin);
+                eprintln!("round {} {:<28} {:>10.0} req/s", round + 1, v.name, r.rps);
+                runs[i].push(r);
+            }
+        }
+        let bare_rps = median(runs[0].iter().map(|r| r.rps).collect());
+        let bare_p99 = median(runs[0].iter().map(|r| r.p99_ms).collect());
+        println!("\n{label}: {rounds} rounds x {secs}s, {connections} connections, medians");
+        println!(
+            "{:<28} {:>11} {:>9} {:>9} {:>9} {:>9}",
+            "variant", "req/s", "p50 ms", "p99 ms", "x bare", "p99/bare"
+        );
+        for (v, r) in variants.iter().zip(&runs) {
+            let rps = median(r.iter().map(|x| x.rps).collect());
+            let p50 = median(r.iter().map(|x| x.p50_ms).collect());
+            let p99 = median(r.iter().map(|x| x.p99_ms).collect());
+            println!(
+                "{:<28} {:>11.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2}",
+                v.name,
+                rps,
+                p50,
+                p99,
+                rps / bare_rps,
+                p99 / bare_p99
+            );
+        }
+    }
+    for v in variants {
+        drop(v.handle.stop(false));
+    }
+}
