@@ -45,6 +45,12 @@ pub enum ApiError {
     /// The request conflicts with the current state. 409 `conflict`.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// A cart limit (lines per cart, quantity per line) would be exceeded. 422 `cart_limit`.
+    #[error("cart limit: {0}")]
+    CartLimit(String),
+    /// The item is not in the cart. 404 `not_in_cart`.
+    #[error("that item is not in the cart")]
+    NotInCart,
     /// The request body is not what the endpoint takes. 422 `invalid_body`.
     #[error("invalid body: {0}")]
     InvalidBody(String),
@@ -76,6 +82,8 @@ impl ApiError {
             ApiError::TooManyDevices(_) => "too_many_devices",
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::CartLimit(_) => "cart_limit",
+            ApiError::NotInCart => "not_in_cart",
             ApiError::Store(_) | ApiError::Record(_) | ApiError::Misconfigured(_) => "internal",
         }
     }
@@ -91,9 +99,9 @@ impl ResponseError for ApiError {
             | ApiError::Suspicious
             | ApiError::NoDevice => StatusCode::UNAUTHORIZED,
             ApiError::DeviceNotTrusted | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::DeviceNotFound => StatusCode::NOT_FOUND,
+            ApiError::DeviceNotFound | ApiError::NotInCart => StatusCode::NOT_FOUND,
             ApiError::TooManyDevices(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidBody(_) | ApiError::CartLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(_) | ApiError::Record(_) | ApiError::Misconfigured(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -47,6 +47,7 @@
 #![warn(missing_debug_implementations)]
 
 mod api_error;
+mod carts;
 mod client_ip;
 mod config;
 pub mod cookie_header;
@@ -65,6 +66,7 @@ pub mod token;
 pub use actix_device_store::{Clock, ManualClock, SystemClock};
 pub use actix_web::cookie::SameSite;
 pub use api_error::ApiError;
+pub use carts::{Cart, CartLine, CartOwner, CartRecord, Carts, CartsBuilder};
 pub use client_ip::{client_ip, TrustedProxies};
 pub use config::{ConfigError, ConsentFn, DeviceTracking, DeviceTrackingBuilder, RejectPolicy};
 pub use device_id::{compare_device_ids, DeviceId, IdGenerator, ParseDeviceIdError, UuidV7};

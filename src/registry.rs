@@ -149,8 +149,16 @@ const MAX_HISTORY: usize = 16;
 /// Throttle entries kept in memory before old ones are dropped.
 const MAX_THROTTLE_ENTRIES: usize = 100_000;
 
+/// Everything stored about one device lives under `dev/{16 id bytes}`: the record at the
+/// prefix itself, and per-device data below it (`…/cart`, `…/sess/{hash}`, `…/rl/{name}`,
+/// `…/quota/{name}/{day}`), so one prefix scan finds all of it for export and erasure.
 pub(crate) fn device_key(id: &DeviceId) -> Vec<u8> {
     [&b"dev/"[..], id.as_bytes()].concat()
+}
+
+/// A per-device key below the device's record: `dev/{id}/{suffix}`.
+pub(crate) fn device_subkey(id: &DeviceId, suffix: &[u8]) -> Vec<u8> {
+    [&b"dev/"[..], id.as_bytes(), b"/", suffix].concat()
 }
 
 fn user_key(user_id: &str) -> Vec<u8> {

@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::api_error::ApiError;
+use crate::carts::Carts;
 use crate::client_ip::client_ip;
 use crate::config::{validate_cookie, ConfigError, CookieSettings};
 use crate::cookie_header::{values_named, HeaderLimits};
 use crate::device_id::DeviceId;
 use crate::events::{report, SessionEvent};
 use crate::record::{Change, Record};
-use crate::registry::{DeviceRecord, Devices, RequestInfo};
+use crate::registry::{device_subkey, DeviceRecord, Devices, RequestInfo};
 
 /// Why a session ended before its time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +111,7 @@ fn session_key(hash: &[u8; 32]) -> Vec<u8> {
 }
 
 fn device_sessions_prefix(device: &DeviceId) -> Vec<u8> {
-    [&b"dsess/"[..], device.as_bytes()].concat()
+    device_subkey(device, b"sess/")
 }
 
 fn device_session_key(device: &DeviceId, hash: &[u8; 32]) -> Vec<u8> {
@@ -142,6 +143,7 @@ pub struct SessionsBuilder {
     absolute_timeout: Duration,
     deny_on_fingerprint_change: bool,
     touch_interval: Duration,
+    carts: Option<Carts>,
 }
 
 impl fmt::Debug for SessionsBuilder {
@@ -212,6 +214,12 @@ impl SessionsBuilder {
         self
     }
 
+    /// At login, merge the device's cart into the user's (see [`Carts::merge_into_user`]).
+    pub fn carts(mut self, carts: Carts) -> Self {
+        self.carts = Some(carts);
+        self
+    }
+
     /// Checks the cookie attributes (the same rules as the device cookie's) and builds.
     pub fn build(self) -> Result<Sessions, ConfigError> {
         let mut cookie = self.cookie;
@@ -232,6 +240,7 @@ impl SessionsBuilder {
                 absolute_timeout: self.absolute_timeout,
                 deny_on_fingerprint_change: self.deny_on_fingerprint_change,
                 touch_interval,
+                carts: self.carts,
             }),
         })
     }
@@ -244,6 +253,7 @@ struct SessionsInner {
     absolute_timeout: Duration,
     deny_on_fingerprint_change: bool,
     touch_interval: Duration,
+    carts: Option<Carts>,
 }
 
 /// Login sessions bound to devices, and the trusted-device rules around them.
@@ -311,6 +321,7 @@ impl Sessions {
             absolute_timeout: Duration::from_secs(7 * 24 * 3600),
             deny_on_fingerprint_change: false,
             touch_interval: Duration::from_secs(60),
+            carts: None,
         }
     }
 
@@ -366,7 +377,7 @@ impl Sessions {
         };
         let ttl = Some(self.inner.absolute_timeout + RETENTION);
         let records = devices.records();
-        // An empty marker under `dsess/{device}{hash}`: the device holds this session.
+        // An empty marker under `dev/{device}/sess/{hash}`: the device holds this session.
         records
             .store()
             .put(&device_session_key(&device_id, &hash), &[], ttl)
