@@ -359,6 +359,9 @@ impl Sessions {
         devices
             .bind(device_id, user_id, &request_info(devices, req))
             .await?;
+        if let Some(carts) = &self.inner.carts {
+            carts.merge_into_user(device_id, user_id).await?;
+        }
 
         let mut token = [0u8; TOKEN_LEN];
         rand::rngs::OsRng.fill_bytes(&mut token);
