@@ -48,6 +48,9 @@ pub enum ApiError {
     /// A cart limit (lines per cart, quantity per line) would be exceeded. 422 `cart_limit`.
     #[error("cart limit: {0}")]
     CartLimit(String),
+    /// No flag with that key. 404 `flag_not_found`.
+    #[error("no such flag")]
+    FlagNotFound,
     /// The item is not in the cart. 404 `not_in_cart`.
     #[error("that item is not in the cart")]
     NotInCart,
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::CartLimit(_) => "cart_limit",
             ApiError::NotInCart => "not_in_cart",
+            ApiError::FlagNotFound => "flag_not_found",
             ApiError::Store(_) | ApiError::Record(_) | ApiError::Misconfigured(_) => "internal",
         }
     }
@@ -99,7 +103,9 @@ impl ResponseError for ApiError {
             | ApiError::Suspicious
             | ApiError::NoDevice => StatusCode::UNAUTHORIZED,
             ApiError::DeviceNotTrusted | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::DeviceNotFound | ApiError::NotInCart => StatusCode::NOT_FOUND,
+            ApiError::DeviceNotFound | ApiError::NotInCart | ApiError::FlagNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::TooManyDevices(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidBody(_) | ApiError::CartLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(_) | ApiError::Record(_) | ApiError::Misconfigured(_) => {

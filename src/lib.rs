@@ -54,6 +54,7 @@ pub mod cookie_header;
 mod device_id;
 mod events;
 mod extract;
+mod flags;
 mod keyring;
 mod metrics;
 mod middleware;
@@ -72,6 +73,7 @@ pub use config::{ConfigError, ConsentFn, DeviceTracking, DeviceTrackingBuilder, 
 pub use device_id::{compare_device_ids, DeviceId, IdGenerator, ParseDeviceIdError, UuidV7};
 pub use events::{DeviceEvents, HookError, NoEvents, SessionEvent};
 pub use extract::{DeviceContext, DeviceControl, DeviceError, Reissue};
+pub use flags::{DeviceFlags, FlagDefinition, Flags, Override, FULL_ROLLOUT};
 pub use keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use registry::{
