@@ -58,6 +58,7 @@ mod flags;
 mod keyring;
 mod metrics;
 mod middleware;
+mod rate_limit;
 pub mod record;
 mod registry;
 mod routes;
@@ -76,6 +77,7 @@ pub use extract::{DeviceContext, DeviceControl, DeviceError, Reissue};
 pub use flags::{DeviceFlags, FlagDefinition, Flags, Override, FULL_ROLLOUT};
 pub use keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use rate_limit::{Decision, Quota, RateLimit};
 pub use registry::{
     DeviceRecord, Devices, DevicesBuilder, EvictionPolicy, Permissions, RequestInfo, Revocation,
     RevokeReason,
