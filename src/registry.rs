@@ -743,7 +743,7 @@ impl Devices {
         Ok(record)
     }
 
-    async fn unlist(&self, user_id: &str, id: &DeviceId) -> Result<(), ApiError> {
+    pub(crate) async fn unlist(&self, user_id: &str, id: &DeviceId) -> Result<(), ApiError> {
         self.inner
             .records
             .update::<UserDevices, _>(&user_key(user_id), None, |current| {

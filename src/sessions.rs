@@ -106,7 +106,7 @@ const TOKEN_TEXT_LEN: usize = 43;
 /// purges them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-fn session_key(hash: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn session_key(hash: &[u8; 32]) -> Vec<u8> {
     [&b"sess/"[..], hash].concat()
 }
 
