@@ -1,5 +1,6 @@
 //! Device registry, sessions and the management routes, over real HTTP
 //! (`actix_web::test`), on every store backend (`common::backends`).
+#![cfg(all(feature = "moka", feature = "redb"))]
 
 mod common;
 
