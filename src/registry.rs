@@ -528,11 +528,42 @@ impl Devices {
         if created {
             report("new_device", self.events().new_device(&record).await);
         }
+        // A concurrent login may have evicted this device between the list update and the
+        // record write; the list is the authority, so undo the trust and say so.
+        if !self.is_listed(user_id, &id).await? {
+            self.mark_revoked(id, user_id, None, RevokeReason::Evicted)
+                .await?;
+            return Err(ApiError::Conflict(
+                "evicted by a concurrent login while binding",
+            ));
+        }
         report(
             "device_bound",
             self.events().device_bound(&record, user_id).await,
         );
         Ok(record)
+    }
+
+    /// Whether `id` is in `user_id`'s device list.
+    async fn is_listed(&self, user_id: &str, id: &DeviceId) -> Result<bool, ApiError> {
+        let bound: Option<UserDevices> = self.inner.records.get(&user_key(user_id)).await?;
+        Ok(bound.is_some_and(|b| b.devices.contains(id)))
+    }
+
+    /// Whether `id` is a trusted device of `user_id`: in the user's list, and its record
+    /// bound to the user and not revoked.
+    pub async fn is_trusted(
+        &self,
+        user_id: &str,
+        id: &DeviceId,
+    ) -> Result<Option<DeviceRecord>, ApiError> {
+        if !self.is_listed(user_id, id).await? {
+            return Ok(None);
+        }
+        Ok(self
+            .get(id)
+            .await?
+            .filter(|d| d.trusted && d.revoked.is_none() && d.owner.as_deref() == Some(user_id)))
     }
 
     /// Checks that `target` is one of `user_id`'s devices.

@@ -484,11 +484,8 @@ impl Sessions {
         let device = self
             .inner
             .devices
-            .get(&session.device_id)
+            .is_trusted(&session.user_id, &session.device_id)
             .await?
-            .filter(|d| {
-                d.trusted && d.revoked.is_none() && d.owner.as_deref() == Some(&session.user_id)
-            })
             .ok_or(ApiError::DeviceNotTrusted)?;
         Ok(TrustedDevice { session, device })
     }
