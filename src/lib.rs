@@ -97,6 +97,8 @@ pub mod stores {
     pub use actix_device_moka::*;
     #[cfg(feature = "redb")]
     pub use actix_device_redb::*;
+    #[cfg(feature = "redis")]
+    pub use actix_device_redis::*;
     #[cfg(feature = "sled")]
     pub use actix_device_sled::*;
     pub use actix_device_store::*;
