@@ -1,0 +1,156 @@
+//! Instructions per request, in-process, for each middleware variant: a figure that does
+//! not move with a noisy machine. Run through `benches/instructions.sh`, which runs this
+//! binary under `valgrind --tool=callgrind` once per variant and prints the table.
+//!
+//! `instructions VARIANT N` sends N requests through VARIANT (after 200 warm-up requests
+//! that are not toggled on); callgrind starts collecting at `collect_on` via
+//! `--toggle-collect`.
+
+use actix_device::{DeviceId, DeviceTracking, Key, Keyring, Mode};
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
+use actix_session::{Session, SessionMiddleware};
+use actix_web::http::header::COOKIE;
+use actix_web::{test, web, App, HttpResponse};
+
+async fn bare() -> HttpResponse {
+    const ID: DeviceId = DeviceId::from_bytes([0x42; 16]);
+    HttpResponse::Ok().body(format!("hello {ID}"))
+}
+
+async fn device(id: DeviceId) -> HttpResponse {
+    HttpResponse::Ok().body(format!("hello {id}"))
+}
+
+async fn session_id(session: Session) -> HttpResponse {
+    let id = match session.get::<String>("id") {
+        Ok(Some(id)) => id,
+        _ => {
+            let id = DeviceId::new_v7().to_string();
+            let _ = session.insert("id", &id);
+            id
+        }
+    };
+    HttpResponse::Ok().body(format!("hello {id}"))
+}
+
+fn tracking(mode: Mode) -> DeviceTracking {
+    DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
+        .mode(mode)
+        .build()
+        .unwrap()
+}
+
+/// The measured section: callgrind collects only inside this function.
+#[inline(never)]
+fn collect_on<S, B>(rt: &actix_web::rt::SystemRunner, app: &S, cookie: Option<&str>, n: usize)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    for _ in 0..n {
+        let mut req = test::TestRequest::get().uri("/");
+        if let Some(c) = cookie {
+            req = req.insert_header((COOKIE, c.to_owned()));
+        }
+        let res = rt.block_on(test::call_service(app, req.to_request()));
+        std::hint::black_box(res);
+    }
+}
+
+macro_rules! measure {
+    ($rt:expr, $app:expr, $returning:expr, $n:expr) => {{
+        let app = $rt.block_on(test::init_service($app));
+        let first = $rt.block_on(test::call_service(
+            &app,
+            test::TestRequest::get().uri("/").to_request(),
+        ));
+        let cookie: Option<String> = first
+            .response()
+            .cookies()
+            .next()
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .or_else(|| Some(format!("device_id={}", "A".repeat(62))));
+        let cookie = if $returning { cookie } else { None };
+        // Warm-up (not collected).
+        for _ in 0..200 {
+            let mut req = test::TestRequest::get().uri("/");
+            if let Some(c) = &cookie {
+                req = req.insert_header((COOKIE, c.clone()));
+            }
+            std::hint::black_box($rt.block_on(test::call_service(&app, req.to_request())));
+        }
+        collect_on(&$rt, &app, cookie.as_deref(), $n);
+    }};
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench" || a == "--list") && args.len() < 3 {
+        eprintln!("run benches/instructions.sh (callgrind); nothing to do under cargo bench");
+        return;
+    }
+    let variant = args.get(1).map(String::as_str).unwrap_or("bare");
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000);
+    let returning = !variant.ends_with("-new");
+    let rt = actix_web::rt::System::new();
+    let key = actix_web::cookie::Key::from(&[9u8; 64]);
+    match variant.trim_end_matches("-new") {
+        "bare" => measure!(rt, App::new().route("/", web::get().to(bare)), returning, n),
+        "plain" => measure!(
+            rt,
+            App::new()
+                .wrap(tracking(Mode::Plain))
+                .route("/", web::get().to(device)),
+            returning,
+            n
+        ),
+        "signed" => measure!(
+            rt,
+            App::new()
+                .wrap(tracking(Mode::Signed))
+                .route("/", web::get().to(device)),
+            returning,
+            n
+        ),
+        "sealed" => measure!(
+            rt,
+            App::new()
+                .wrap(tracking(Mode::Sealed))
+                .route("/", web::get().to(device)),
+            returning,
+            n
+        ),
+        "session-signed" => measure!(
+            rt,
+            App::new()
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                        .cookie_content_security(CookieContentSecurity::Signed)
+                        .build()
+                )
+                .route("/", web::get().to(session_id)),
+            returning,
+            n
+        ),
+        "session-private" => measure!(
+            rt,
+            App::new()
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                        .cookie_content_security(CookieContentSecurity::Private)
+                        .build()
+                )
+                .route("/", web::get().to(session_id)),
+            returning,
+            n
+        ),
+        other => {
+            eprintln!("unknown variant {other}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Instructions per request for each middleware variant, counted by callgrind: stable on a
+# noisy machine, unlike wall-clock figures. Installs valgrind if missing.
+# N (requests per variant, default 2000) tunes it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { apt-get update && apt-get install -y valgrind; }
+n=${N:-2000}
+cargo bench --bench instructions --no-run 2>/dev/null
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$(ls -t "$target"/release/deps/instructions-* | grep -v '\.d$' | head -1)
+out=$(mktemp -d)
+printf '%-22s %14s %10s %12s\n' variant "instr/request" "x bare" "overhead"
+bare=
+for v in bare plain signed sealed session-signed session-private bare-new plain-new signed-new sealed-new session-signed-new session-private-new; do
+  valgrind --tool=callgrind --callgrind-out-file="$out/$v.out" --toggle-collect='*collect_on*' "$bin" "$v" "$n" >/dev/null 2>&1
+  total=$(grep -m1 '^summary:' "$out/$v.out" | awk '{print $2}')
+  per=$((total / n))
+  case $v in bare|bare-new) base=$per ;; esac
+  python3 -c "import sys; p,b=int(sys.argv[2]),int(sys.argv[3]); print(f'{sys.argv[1]:<22} {p:>14,} {p/b:>10.3f} {p-b:>12,}')" "$v" "$per" "$base"
+done
+rm -rf "$out"
