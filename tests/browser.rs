@@ -98,19 +98,44 @@ async fn device_id_shown(c: &Client, url: &str) -> String {
 }
 
 async fn login(c: &Client, user: &str, password: &str) {
-    c.find(Locator::Css("#username")).await.unwrap().send_keys(user).await.unwrap();
-    c.find(Locator::Css("#password")).await.unwrap().send_keys(password).await.unwrap();
-    c.find(Locator::Css("#login-button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     text_when(c, "#user", |t| t == user).await;
 }
 
-fn start_shop(port: u16, data: &Path) -> (u16, actix_web::dev::ServerHandle, std::thread::JoinHandle<()>) {
+fn start_shop(
+    port: u16,
+    data: &Path,
+) -> (
+    u16,
+    actix_web::dev::ServerHandle,
+    std::thread::JoinHandle<()>,
+) {
     app::start(port, data.to_path_buf(), false).expect("the shop starts")
 }
 
 async fn stop_shop(handle: actix_web::dev::ServerHandle, thread: std::thread::JoinHandle<()>) {
     handle.stop(true).await;
-    tokio::task::spawn_blocking(move || thread.join()).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,23 +157,42 @@ async fn shop_in_a_real_browser() {
     // The cookie as the browser stores it: HttpOnly, SameSite=Lax, Secure as configured
     // (off: plain http on loopback), and page scripts cannot read it.
     let cookies = a.get_all_cookies().await.unwrap();
-    let cookie = cookies.iter().find(|c| c.name() == "device_id").expect("device cookie stored");
+    let cookie = cookies
+        .iter()
+        .find(|c| c.name() == "device_id")
+        .expect("device cookie stored");
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(cookie.secure(), Some(false));
     assert_eq!(cookie.same_site(), Some(fantoccini::cookies::SameSite::Lax));
     let visible = a.execute("return document.cookie", vec![]).await.unwrap();
-    assert!(!visible.as_str().unwrap_or_default().contains("device_id"), "{visible}");
+    assert!(
+        !visible.as_str().unwrap_or_default().contains("device_id"),
+        "{visible}"
+    );
     a.close().await.unwrap();
     let a = browser(&driver, &profile_a).await;
-    assert_eq!(device_id_shown(&a, &url).await, id, "same id after a browser restart");
+    assert_eq!(
+        device_id_shown(&a, &url).await,
+        id,
+        "same id after a browser restart"
+    );
 
     // 2. The same id after a server restart (key file and redb kept).
     stop_shop(handle, thread).await;
     let (_, handle, thread) = start_shop(port, &data);
-    assert_eq!(device_id_shown(&a, &url).await, id, "same id after a server restart");
+    assert_eq!(
+        device_id_shown(&a, &url).await,
+        id,
+        "same id after a server restart"
+    );
 
     // 3. The cart survives a reload.
-    a.find(Locator::Css("button.add[data-sku='mug']")).await.unwrap().click().await.unwrap();
+    a.find(Locator::Css("button.add[data-sku='mug']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     text_when(&a, "#cart-lines", |t| t.contains("mug × 1")).await;
     a.refresh().await.unwrap();
     text_when(&a, "#cart-lines", |t| t.contains("mug × 1")).await;
@@ -160,16 +204,30 @@ async fn shop_in_a_real_browser() {
     assert_ne!(id_b, id);
     login(&b, "alice", "wonderland").await;
     text_when(&b, "#devices", |t| t.contains(&id[..8])).await;
-    b.find(Locator::Css(&format!("button.revoke[data-id='{id}']"))).await.unwrap().click().await.unwrap();
+    b.find(Locator::Css(&format!("button.revoke[data-id='{id}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     text_when(&b, "#devices", |t| !t.contains(&id[..8])).await;
-    a.find(Locator::Css("button.add[data-sku='tea']")).await.unwrap().click().await.unwrap();
+    a.find(Locator::Css("button.add[data-sku='tea']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     text_when(&a, "#login-button", |t| t == "Log in").await;
     let signed_out = a.find(Locator::Css("#signed-out")).await.unwrap();
-    assert!(signed_out.is_displayed().await.unwrap(), "A is signed out after the revoke");
+    assert!(
+        signed_out.is_displayed().await.unwrap(),
+        "A is signed out after the revoke"
+    );
 
     // A screenshot of B's page for the README.
     let png = b.screenshot().await.unwrap();
-    let out = PathBuf::from(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| ".".into())).join("shop.png");
+    let out = PathBuf::from(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| ".".into()))
+        .join("shop.png");
     std::fs::write(&out, png).unwrap();
     eprintln!("screenshot: {}", out.display());
 

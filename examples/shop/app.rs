@@ -14,8 +14,8 @@ use actix_device::{
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
 use actix_web::http::header::ContentType;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -171,11 +171,15 @@ async fn demo_admin_only(
         }));
         return Ok(req.into_response(res).map_into_right_body());
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 async fn page() -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::html()).body(PAGE)
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(PAGE)
 }
 
 async fn me(
@@ -289,7 +293,11 @@ pub async fn run(bind: &str, data_dir: PathBuf, secure_cookies: bool) -> io::Res
 
 /// Starts the shop on `127.0.0.1:port` (0: any free port) in a thread of its own; returns
 /// the port and a handle that stops it. The store is closed when the thread ends.
-pub fn start(port: u16, data_dir: PathBuf, secure_cookies: bool) -> io::Result<(u16, ServerHandle, std::thread::JoinHandle<()>)> {
+pub fn start(
+    port: u16,
+    data_dir: PathBuf,
+    secure_cookies: bool,
+) -> io::Result<(u16, ServerHandle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let result = actix_web::rt::System::new().block_on(async move {
