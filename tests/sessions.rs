@@ -174,8 +174,14 @@ impl Browser {
         }
     }
 
+    /// The device id inside this browser's signed device cookie.
     fn device(&self) -> String {
-        self.jar.get("device_id").cloned().unwrap_or_default()
+        use base64::Engine as _;
+        let token = self.jar.get("device_id").expect("a device cookie");
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .expect("base64url");
+        DeviceId::from_bytes(raw[5..21].try_into().expect("16 id bytes")).to_string()
     }
 
     async fn send<S, B>(
