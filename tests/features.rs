@@ -100,45 +100,6 @@ backend_tests! {
         assert_eq!(cart.lines[0].quantity, 48);
     }
 
-    async fn cart_limits_ttl_and_http(store) {
-        let clock = ManualClock::new(START);
-        let carts = Carts::builder(store.clone())
-            .max_lines(2)
-            .max_quantity(5)
-            .idle_ttl(Duration::from_secs(3600))
-            .clock(clock.clone())
-            .build();
-        let tracking = DeviceTracking::builder(keyring()).clock(clock.clone()).build().unwrap();
-        let app = test::init_service(
-            App::new()
-                .wrap(tracking)
-                .app_data(web::Data::new(carts.clone()))
-                .route("/cart", web::post().to(cart_add))
-                .route("/cart", web::get().to(cart_get)),
-        )
-        .await;
-        let mut jar = Vec::new();
-        let add = |body: Value| test::TestRequest::post().uri("/cart").set_json(body);
-        let (status, _, body) = call(&app, add(json!({"sku": "a", "quantity": 2, "attributes": {"size": "M"}})), &mut jar).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, _, body) = call(&app, add(json!({"sku": "a", "quantity": 3})), &mut jar).await;
-        assert_eq!((status, body["lines"][0]["quantity"].as_u64()), (StatusCode::OK, Some(5)));
-        let (status, _, body) = call(&app, add(json!({"sku": "a", "quantity": 1})), &mut jar).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cart_limit")));
-        call(&app, add(json!({"sku": "b"})), &mut jar).await;
-        let (status, _, body) = call(&app, add(json!({"sku": "c"})), &mut jar).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cart_limit")));
-        let (status, _, body) = call(&app, add(json!({"sku": ""})), &mut jar).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body")));
-        let (_, _, body) = call(&app, test::TestRequest::get().uri("/cart"), &mut jar).await;
-        assert_eq!(body["lines"].as_array().unwrap().len(), 2);
-        assert_eq!(body["lines"][0]["attributes"], "{\"size\":\"M\"}");
-        // An idle cart expires.
-        clock.advance(Duration::from_secs(3601));
-        let (_, _, body) = call(&app, test::TestRequest::get().uri("/cart"), &mut jar).await;
-        assert!(body["lines"].as_array().unwrap().is_empty());
-    }
-
     async fn cart_merges_into_the_user_at_login_and_follows_them(store) {
         let devices = Devices::new(store.clone());
         let carts = Carts::new(store.clone());
@@ -450,4 +411,67 @@ async fn all_keys(store: &Arc<dyn Store>) -> Vec<Vec<u8>> {
     }
     let _ = after;
     out
+}
+
+#[actix_web::test]
+async fn cart_limits_ttl_and_http() {
+    let clock = ManualClock::new(START);
+    for (backend, store, _dir) in common::backends_with_clock(clock.clone()) {
+        eprintln!("-- on {backend}");
+        let carts = Carts::builder(store.clone())
+            .max_lines(2)
+            .max_quantity(5)
+            .idle_ttl(Duration::from_secs(3600))
+            .clock(clock.clone())
+            .build();
+        let tracking = DeviceTracking::builder(keyring())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(tracking)
+                .app_data(web::Data::new(carts.clone()))
+                .route("/cart", web::post().to(cart_add))
+                .route("/cart", web::get().to(cart_get)),
+        )
+        .await;
+        let mut jar = Vec::new();
+        let add = |body: Value| test::TestRequest::post().uri("/cart").set_json(body);
+        let (status, _, body) = call(
+            &app,
+            add(json!({"sku": "a", "quantity": 2, "attributes": {"size": "M"}})),
+            &mut jar,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _, body) = call(&app, add(json!({"sku": "a", "quantity": 3})), &mut jar).await;
+        assert_eq!(
+            (status, body["lines"][0]["quantity"].as_u64()),
+            (StatusCode::OK, Some(5))
+        );
+        let (status, _, body) = call(&app, add(json!({"sku": "a", "quantity": 1})), &mut jar).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("cart_limit"))
+        );
+        call(&app, add(json!({"sku": "b"})), &mut jar).await;
+        let (status, _, body) = call(&app, add(json!({"sku": "c"})), &mut jar).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("cart_limit"))
+        );
+        let (status, _, body) = call(&app, add(json!({"sku": ""})), &mut jar).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+        );
+        let (_, _, body) = call(&app, test::TestRequest::get().uri("/cart"), &mut jar).await;
+        assert_eq!(body["lines"].as_array().unwrap().len(), 2);
+        assert_eq!(body["lines"][0]["attributes"], "{\"size\":\"M\"}");
+        // An idle cart expires.
+        clock.advance(Duration::from_secs(3601));
+        let (_, _, body) = call(&app, test::TestRequest::get().uri("/cart"), &mut jar).await;
+        assert!(body["lines"].as_array().unwrap().is_empty());
+    }
 }

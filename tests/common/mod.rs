@@ -6,20 +6,33 @@ use std::sync::Arc;
 
 use actix_device::stores::Store;
 
-/// A fresh store of each backend, with what keeps it alive (a temp dir).
-#[allow(unused_mut)] // mutated only when a backend feature is on
-pub fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
-    let mut out: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> = Vec::new();
+type Backend = (&'static str, Arc<dyn Store>, Option<tempfile::TempDir>);
+
+/// A fresh store of each backend on the system clock, with what keeps it alive (a temp dir).
+pub fn backends() -> Vec<Backend> {
+    backends_with_clock(actix_device::SystemClock)
+}
+
+/// A fresh store of each backend measuring expiry by `clock`.
+#[allow(unused_mut, unused_variables)] // used only when a backend feature is on
+pub fn backends_with_clock(clock: impl actix_device::Clock + Clone) -> Vec<Backend> {
+    let mut out: Vec<Backend> = Vec::new();
     #[cfg(feature = "moka")]
     out.push((
         "moka",
-        Arc::new(actix_device::stores::MokaStore::new()),
+        Arc::new(
+            actix_device::stores::MokaStore::builder()
+                .clock(clock.clone())
+                .build(),
+        ),
         None,
     ));
     #[cfg(feature = "redb")]
     {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = actix_device::stores::RedbStore::open(dir.path().join("test.redb"))
+        let store = actix_device::stores::RedbStore::builder(dir.path().join("test.redb"))
+            .clock(clock.clone())
+            .open()
             .expect("redb opens");
         out.push(("redb", Arc::new(store), Some(dir)));
     }
