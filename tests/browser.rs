@@ -70,7 +70,8 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
             ]
         }),
     );
-    ClientBuilder::native()
+    ClientBuilder::rustls()
+        .expect("rustls client")
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{}", driver.port))
         .await
@@ -79,17 +80,33 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
 
 /// Waits until the element's text satisfies `ok`, and returns it.
 async fn text_when(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
     for _ in 0..100 {
         if let Ok(el) = c.find(Locator::Css(css)).await {
             if let Ok(t) = el.text().await {
                 if ok(&t) {
                     return t;
                 }
+                last = t;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{css} never showed the expected text");
+    let message = match c.find(Locator::Css("#message")).await {
+        Ok(el) => el.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    panic!("{css} never showed the expected text; last {last:?}; page message {message:?}");
+}
+
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            return el;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never appeared");
 }
 
 async fn device_id_shown(c: &Client, url: &str) -> String {
@@ -163,7 +180,10 @@ async fn shop_in_a_real_browser() {
         .expect("device cookie stored");
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(cookie.secure(), Some(false));
-    assert_eq!(cookie.same_site(), Some(fantoccini::cookies::SameSite::Lax));
+    assert_eq!(
+        cookie.same_site().map(|s| format!("{s:?}")),
+        Some("Lax".to_owned())
+    );
     let visible = a.execute("return document.cookie", vec![]).await.unwrap();
     assert!(
         !visible.as_str().unwrap_or_default().contains("device_id"),
@@ -203,14 +223,19 @@ async fn shop_in_a_real_browser() {
     let id_b = device_id_shown(&b, &url).await;
     assert_ne!(id_b, id);
     login(&b, "alice", "wonderland").await;
-    text_when(&b, "#devices", |t| t.contains(&id[..8])).await;
-    b.find(Locator::Css(&format!("button.revoke[data-id='{id}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    text_when(&b, "#devices", |t| !t.contains(&id[..8])).await;
+    let revoke_a = format!("button.revoke[data-id='{id}']");
+    let button = wait_for(&b, &revoke_a).await;
+    button.click().await.unwrap();
+    for _ in 0..100 {
+        if b.find(Locator::Css(&revoke_a)).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        b.find(Locator::Css(&revoke_a)).await.is_err(),
+        "A left B's device list"
+    );
     a.find(Locator::Css("button.add[data-sku='tea']"))
         .await
         .unwrap()
@@ -226,8 +251,7 @@ async fn shop_in_a_real_browser() {
 
     // A screenshot of B's page for the README.
     let png = b.screenshot().await.unwrap();
-    let out = PathBuf::from(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| ".".into()))
-        .join("shop.png");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shop.png");
     std::fs::write(&out, png).unwrap();
     eprintln!("screenshot: {}", out.display());
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_device::stores::{RedbStore, Store};
 use actix_device::{
     ApiError, Cart, Carts, CurrentSession, DeviceContext, DeviceFlags, DeviceTracking, Devices,
-    EvictionPolicy, FlagDefinition, Flags, Key, Keyring, Quota, RateLimit, Sessions,
+    EvictionPolicy, FlagDefinition, Flags, Key, Keyring, Permissions, Quota, RateLimit, Sessions,
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
@@ -60,6 +60,9 @@ pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
         Arc::new(RedbStore::open(data_dir.join("shop.redb")).map_err(io::Error::other)?);
     let devices = Devices::builder(store.clone())
         .max_devices_per_user(5, EvictionPolicy::LeastRecentlySeen)
+        // Like most consumer sites: any signed-in device may rename and sign out the
+        // user's other devices. (The library's default gives later devices nothing.)
+        .default_permissions(Permissions::ALL)
         .touch_interval(Duration::from_secs(60))
         .build();
     let carts = Carts::new(store.clone());
@@ -156,7 +159,7 @@ impl Shop {
 /// application puts its own authorization here.
 async fn demo_admin_only(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let admin = match req.app_data::<web::Data<Sessions>>() {
         Some(sessions) => sessions
