@@ -94,12 +94,8 @@ pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 /// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`).
 pub mod stores {
     #[cfg(feature = "moka")]
-    pub use actix_device_moka::*;
+    pub use actix_device_moka::{MokaConfig, MokaStore};
     #[cfg(feature = "redb")]
-    pub use actix_device_redb::*;
-    #[cfg(feature = "redis")]
-    pub use actix_device_redis::*;
-    #[cfg(feature = "sled")]
-    pub use actix_device_sled::*;
+    pub use actix_device_redb::{RedbConfig, RedbStore};
     pub use actix_device_store::*;
 }

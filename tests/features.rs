@@ -180,10 +180,7 @@ backend_tests! {
         // Admin changes are seen at once in this process (the cache is refreshed on write).
         let (_, _, body) = call(&app, test::TestRequest::get().uri("/variant"), &mut jar).await;
         assert_eq!(body["variant"], Value::Null, "0% rollout");
-        let device: String = {
-            let raw = base64_id(&jar);
-            raw
-        };
+        let device: String = base64_id(&jar);
         let (status, _, _) = call(&app, test::TestRequest::put().uri(&format!("/admin/flags/exp/overrides/{device}")).set_json(json!({"variant": "b"})), &mut jar).await;
         assert_eq!(status, StatusCode::OK);
         let (_, _, body) = call(&app, test::TestRequest::get().uri("/variant"), &mut jar).await;

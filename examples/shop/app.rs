@@ -48,7 +48,6 @@ pub struct Shop {
     carts: Carts,
     flags: Flags,
     users: Arc<HashMap<String, String>>,
-    secure_cookies: bool,
 }
 
 /// Opens (or creates) the shop's data under `data_dir`: the device key file and the redb
@@ -95,7 +94,6 @@ pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
         carts,
         flags,
         users: Arc::new(users),
-        secure_cookies,
     })
 }
 
@@ -116,12 +114,6 @@ async fn seed_flags(flags: &Flags) -> Result<(), ApiError> {
 }
 
 impl Shop {
-    /// Whether cookies are sent with `Secure`.
-    #[must_use]
-    pub fn secure_cookies(&self) -> bool {
-        self.secure_cookies
-    }
-
     /// Registers every route on an app.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
@@ -294,6 +286,8 @@ pub async fn run(bind: &str, data_dir: PathBuf, secure_cookies: bool) -> io::Res
     .await
 }
 
+// Used by the browser test (tests/browser.rs), not by main.rs.
+#[allow(dead_code)]
 /// Starts the shop on `127.0.0.1:port` (0: any free port) in a thread of its own; returns
 /// the port and a handle that stops it. The store is closed when the thread ends.
 pub fn start(
@@ -303,7 +297,7 @@ pub fn start(
 ) -> io::Result<(u16, ServerHandle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let result = actix_web::rt::System::new().block_on(async move {
+        actix_web::rt::System::new().block_on(async move {
             let shop = match open(&data_dir, secure_cookies).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -330,7 +324,6 @@ pub fn start(
             let _ = tx.send(Ok((port, server.handle())));
             let _ = server.await;
         });
-        drop(result);
     });
     let (port, handle) = rx
         .recv()

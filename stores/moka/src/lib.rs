@@ -198,7 +198,9 @@ impl Store for MokaStore {
         check_key(key)?;
         check_value(key, value)?;
         let _shared = self.batches.read().await;
-        self.cache.insert(key.to_vec(), self.entry(value, ttl)).await;
+        self.cache
+            .insert(key.to_vec(), self.entry(value, ttl))
+            .await;
         Ok(())
     }
 

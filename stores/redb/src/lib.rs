@@ -122,8 +122,10 @@ impl RedbConfig {
         let db = opened.map_err(|e| StoreError::open(&path, e))?;
         let txn = db.begin_write().map_err(|e| StoreError::open(&path, e))?;
         {
-            txn.open_table(DATA).map_err(|e| StoreError::open(&path, e))?;
-            txn.open_table(EXPIRY).map_err(|e| StoreError::open(&path, e))?;
+            txn.open_table(DATA)
+                .map_err(|e| StoreError::open(&path, e))?;
+            txn.open_table(EXPIRY)
+                .map_err(|e| StoreError::open(&path, e))?;
         }
         txn.commit().map_err(|e| StoreError::open(&path, e))?;
         let db = Arc::new(db);
@@ -456,7 +458,9 @@ impl Store for RedbStore {
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         check_key(key)?;
         check_value(key, value)?;
-        self.submit(Op::Put(key.to_vec(), value.to_vec(), ttl)).await.map(|_| ())
+        self.submit(Op::Put(key.to_vec(), value.to_vec(), ttl))
+            .await
+            .map(|_| ())
     }
 
     async fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
@@ -503,7 +507,11 @@ impl Store for RedbStore {
         );
         match self.submit(op).await? {
             Reply::Cas(outcome) => Ok(outcome),
-            _ => Err(StoreError::backend(BACKEND, Some(key), "unexpected writer reply")),
+            _ => Err(StoreError::backend(
+                BACKEND,
+                Some(key),
+                "unexpected writer reply",
+            )),
         }
     }
 
