@@ -48,6 +48,7 @@ pub struct Shop {
     carts: Carts,
     flags: Flags,
     users: Arc<HashMap<String, String>>,
+    store: std::sync::Weak<dyn Store>,
 }
 
 /// Opens (or creates) the shop's data under `data_dir`: the device key file and the redb
@@ -75,7 +76,7 @@ pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
         .registry(devices)
         .build()
         .map_err(io::Error::other)?;
-    let flags = Flags::new(store, Duration::from_secs(10));
+    let flags = Flags::new(store.clone(), Duration::from_secs(10));
     seed_flags(&flags).await.map_err(io::Error::other)?;
     let users = DEMO_USERS
         .iter()
@@ -94,6 +95,7 @@ pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
         carts,
         flags,
         users: Arc::new(users),
+        store: Arc::downgrade(&store),
     })
 }
 
@@ -297,9 +299,15 @@ pub fn start(
 ) -> io::Result<(u16, ServerHandle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
+        let store = std::cell::RefCell::new(
+            std::sync::Weak::<RedbStore>::new() as std::sync::Weak<dyn Store>
+        );
+        actix_web::rt::System::new().block_on(async {
             let shop = match open(&data_dir, secure_cookies).await {
-                Ok(s) => s,
+                Ok(s) => {
+                    *store.borrow_mut() = s.store.clone();
+                    s
+                }
                 Err(e) => {
                     let _ = tx.send(Err(e));
                     return;
@@ -324,6 +332,14 @@ pub fn start(
             let _ = tx.send(Ok((port, server.handle())));
             let _ = server.await;
         });
+        // Worker threads drop their copies of the app a moment after the server stops;
+        // wait for the last one so the database file is closed when this thread ends.
+        for _ in 0..500 {
+            if store.borrow().strong_count() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     });
     let (port, handle) = rx
         .recv()
