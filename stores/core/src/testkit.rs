@@ -1,1 +1,661 @@
-//! Filled in by the conformance-suite work.
+//! The conformance suite: the definition of a correct [`Store`].
+//!
+//! A store crate (ours or yours) implements [`Harness`] — how to open a fresh store on a
+//! given clock, and for persistent stores how to reopen it — and runs [`run_suite`] from a
+//! multi-threaded tokio test:
+//!
+//! ```ignore
+//! use actix_device_store::{testkit, ManualClock};
+//!
+//! struct MyHarness { dir: tempfile::TempDir }
+//!
+//! #[actix_device_store::async_trait]
+//! impl testkit::Harness for MyHarness {
+//!     type Store = MyStore;
+//!     async fn open(&self, clock: ManualClock) -> MyStore {
+//!         MyStore::open_fresh(self.dir.path(), clock)
+//!     }
+//!     async fn reopen(&self, old: MyStore, clock: ManualClock) -> Option<MyStore> {
+//!         let path = old.path().to_owned();
+//!         drop(old);
+//!         Some(MyStore::open(path, clock))
+//!     }
+//! }
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! async fn conformance() {
+//!     testkit::run_suite(&MyHarness { dir: tempfile::tempdir().unwrap() }).await;
+//! }
+//! ```
+//!
+//! Every check is also public on its own, so a failure names the rule that broke. The
+//! concurrency checks spawn tokio tasks: run the suite on a multi-threaded runtime so
+//! they really race.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    BatchOp, CasOutcome, Clock, ManualClock, Store, StoreError, MAX_KEY_LEN, MAX_SCAN_LIMIT,
+    MAX_VALUE_LEN,
+};
+
+/// How the suite gets stores to test.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// The store under test.
+    type Store: Store;
+
+    /// A fresh, empty store that measures expiry by `clock`.
+    async fn open(&self, clock: ManualClock) -> Self::Store;
+
+    /// For persistent stores: close `store` (after its `flush`) and open the same data
+    /// again on `clock`. The default, `None`, marks a store that keeps nothing across
+    /// restarts; the persistence check is then skipped with a printed note.
+    async fn reopen(&self, store: Self::Store, clock: ManualClock) -> Option<Self::Store> {
+        drop((store, clock));
+        None
+    }
+}
+
+/// A clock far from the epoch and from the wall clock, so stores cannot lean on either.
+fn clock() -> ManualClock {
+    ManualClock::new(1_900_000_000_000)
+}
+
+/// Runs every check, printing each name as it starts.
+pub async fn run_suite<H: Harness>(h: &H) {
+    macro_rules! check {
+        ($($name:ident),* $(,)?) => {
+            $(
+                eprintln!("conformance: {}", stringify!($name));
+                $name(h).await;
+            )*
+        };
+    }
+    check!(
+        round_trips,
+        binary_keys_and_values,
+        large_values,
+        limits_are_errors,
+        ttl_hides_expired_entries_everywhere,
+        put_without_ttl_clears_the_old_ttl,
+        purge_removes_expired_entries,
+        insert_if_absent_race_has_one_winner,
+        compare_and_swap_combinations,
+        compare_and_swap_counter_loses_no_update,
+        scan_is_ordered_and_bounded_by_prefix,
+        scan_pages_neither_skip_nor_repeat_under_inserts,
+        batch_is_all_or_nothing_for_readers,
+        failed_batch_leaves_nothing,
+        flushed_writes_survive_reopen,
+    );
+}
+
+/// get / put / delete round trips, overwrite, delete of a missing key.
+pub async fn round_trips<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    assert_eq!(s.get(b"k").await.unwrap(), None);
+    s.put(b"k", b"v1", None).await.unwrap();
+    assert_eq!(s.get(b"k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    s.put(b"k", b"v2", None).await.unwrap();
+    assert_eq!(s.get(b"k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    assert!(s.delete(b"k").await.unwrap(), "delete reports a live entry");
+    assert!(
+        !s.delete(b"k").await.unwrap(),
+        "delete of a missing key is false"
+    );
+    assert_eq!(s.get(b"k").await.unwrap(), None);
+}
+
+/// Keys and values are arbitrary bytes; empty values are values.
+pub async fn binary_keys_and_values<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    let keys: [&[u8]; 4] = [b"\x00", b"\xff\xfe\x00\x01", b"a\x00b", &[0x80; 64]];
+    for (i, k) in keys.iter().enumerate() {
+        let v: Vec<u8> = (0..=255u8).cycle().skip(i).take(300).collect();
+        s.put(k, &v, None).await.unwrap();
+        assert_eq!(s.get(k).await.unwrap(), Some(v));
+    }
+    s.put(b"empty", b"", None).await.unwrap();
+    assert_eq!(s.get(b"empty").await.unwrap(), Some(Vec::new()));
+    assert!(
+        s.delete(b"empty").await.unwrap(),
+        "an empty value is a live entry"
+    );
+}
+
+/// 1 MiB values round-trip.
+pub async fn large_values<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    let v: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    s.put(b"big", &v, None).await.unwrap();
+    assert_eq!(s.get(b"big").await.unwrap(), Some(v.clone()));
+    let edge = vec![1u8; MAX_VALUE_LEN];
+    s.put(b"edge", &edge, None).await.unwrap();
+    assert_eq!(
+        s.get(b"edge").await.unwrap().map(|v| v.len()),
+        Some(MAX_VALUE_LEN)
+    );
+}
+
+/// Keys and values over the limits, empty keys and a zero scan limit are errors, never
+/// panics, and write nothing.
+pub async fn limits_are_errors<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    let long_key = vec![b'k'; MAX_KEY_LEN + 1];
+    let long_value = vec![0u8; MAX_VALUE_LEN + 1];
+    assert!(matches!(
+        s.put(&long_key, b"v", None).await,
+        Err(StoreError::KeyTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.put(b"", b"v", None).await,
+        Err(StoreError::EmptyKey)
+    ));
+    assert!(matches!(s.get(b"").await, Err(StoreError::EmptyKey)));
+    assert!(matches!(
+        s.get(&long_key).await,
+        Err(StoreError::KeyTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.put(b"k", &long_value, None).await,
+        Err(StoreError::ValueTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.insert_if_absent(b"k", &long_value, None).await,
+        Err(StoreError::ValueTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.compare_and_swap(b"k", None, Some(&long_value), None)
+            .await,
+        Err(StoreError::ValueTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.delete(&long_key).await,
+        Err(StoreError::KeyTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.scan_prefix(b"", None, 0).await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.scan_prefix(b"", None, MAX_SCAN_LIMIT + 1).await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    let err = s.put(b"k", &long_value, None).await.unwrap_err();
+    assert!(
+        err.to_string().contains("\"k\""),
+        "the error names the key: {err}"
+    );
+    assert_eq!(s.get(b"k").await.unwrap(), None, "nothing was written");
+    let key_max = vec![b'm'; MAX_KEY_LEN];
+    s.put(&key_max, b"ok", None).await.unwrap();
+    assert_eq!(s.get(&key_max).await.unwrap().as_deref(), Some(&b"ok"[..]));
+}
+
+/// An expired entry is absent for get, scan, compare-and-swap, insert-if-absent and
+/// delete's answer.
+pub async fn ttl_hides_expired_entries_everywhere<H: Harness>(h: &H) {
+    let c = clock();
+    let s = h.open(c.clone()).await;
+    let ttl = Some(Duration::from_secs(10));
+    for k in [&b"t/get"[..], b"t/scan", b"t/cas", b"t/ins", b"t/del"] {
+        s.put(k, b"v", ttl).await.unwrap();
+    }
+    s.put(b"t/forever", b"f", None).await.unwrap();
+    c.advance(Duration::from_millis(9_999));
+    assert_eq!(
+        s.get(b"t/get").await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "alive before its time"
+    );
+    c.advance(Duration::from_millis(1));
+    assert_eq!(s.get(b"t/get").await.unwrap(), None, "expired at its time");
+    let page = s.scan_prefix(b"t/", None, 100).await.unwrap();
+    assert_eq!(page.entries, vec![(b"t/forever".to_vec(), b"f".to_vec())]);
+    assert_eq!(page.next, None);
+    assert_eq!(
+        s.compare_and_swap(b"t/cas", Some(b"v"), Some(b"w"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict { current: None },
+        "CAS sees an expired entry as absent"
+    );
+    assert!(s
+        .compare_and_swap(b"t/cas", None, Some(b"w"), None)
+        .await
+        .unwrap()
+        .is_swapped());
+    assert_eq!(s.get(b"t/cas").await.unwrap().as_deref(), Some(&b"w"[..]));
+    assert!(
+        s.insert_if_absent(b"t/ins", b"new", None).await.unwrap(),
+        "expired counts as absent"
+    );
+    assert_eq!(s.get(b"t/ins").await.unwrap().as_deref(), Some(&b"new"[..]));
+    assert!(
+        !s.delete(b"t/del").await.unwrap(),
+        "deleting an expired entry finds nothing live"
+    );
+}
+
+/// A put without a TTL replaces the entry's old expiry.
+pub async fn put_without_ttl_clears_the_old_ttl<H: Harness>(h: &H) {
+    let c = clock();
+    let s = h.open(c.clone()).await;
+    s.put(b"k", b"short", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    s.put(b"k", b"long", None).await.unwrap();
+    c.advance(Duration::from_secs(3600));
+    assert_eq!(s.get(b"k").await.unwrap().as_deref(), Some(&b"long"[..]));
+    s.put(b"k", b"again", Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    c.advance(Duration::from_secs(5));
+    assert_eq!(s.get(b"k").await.unwrap(), None);
+    assert_eq!(
+        s.purge_expired().await.unwrap(),
+        1,
+        "only the current expiry counts"
+    );
+}
+
+/// Purge removes exactly the expired entries and reports how many.
+pub async fn purge_removes_expired_entries<H: Harness>(h: &H) {
+    let c = clock();
+    let s = h.open(c.clone()).await;
+    for i in 0..20u8 {
+        let ttl = (i % 2 == 0).then(|| Duration::from_secs(u64::from(i) + 1));
+        s.put(&[b'p', i], &[i], ttl).await.unwrap();
+    }
+    assert_eq!(s.purge_expired().await.unwrap(), 0);
+    c.advance(Duration::from_secs(10));
+    // Even i in 0..=8 had ttl i+1 <= 9 < 10 s; i = 10.. still live.
+    assert_eq!(s.purge_expired().await.unwrap(), 5);
+    assert_eq!(s.purge_expired().await.unwrap(), 0, "purge is idempotent");
+    let live = s.scan_prefix(b"p", None, 100).await.unwrap().entries.len();
+    assert_eq!(live, 15);
+    c.advance(Duration::from_secs(100));
+    assert_eq!(s.purge_expired().await.unwrap(), 5);
+}
+
+/// 16 tasks race to insert one key: exactly one wins, and its value stays.
+pub async fn insert_if_absent_race_has_one_winner<H: Harness>(h: &H) {
+    let s = Arc::new(h.open(clock()).await);
+    let tasks: Vec<_> = (0..16u8)
+        .map(|i| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { (i, s.insert_if_absent(b"race", &[i], None).await.unwrap()) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (i, won) = t.await.expect("task");
+        if won {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one insert wins: {winners:?}");
+    assert_eq!(s.get(b"race").await.unwrap(), Some(vec![winners[0]]));
+}
+
+/// Every expected/new combination of compare-and-swap.
+pub async fn compare_and_swap_combinations<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    // absent -> value
+    assert!(s
+        .compare_and_swap(b"c", None, Some(b"1"), None)
+        .await
+        .unwrap()
+        .is_swapped());
+    // absent expected, but present: conflict reports the value
+    assert_eq!(
+        s.compare_and_swap(b"c", None, Some(b"x"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict {
+            current: Some(b"1".to_vec())
+        }
+    );
+    // value -> value
+    assert!(s
+        .compare_and_swap(b"c", Some(b"1"), Some(b"2"), None)
+        .await
+        .unwrap()
+        .is_swapped());
+    // wrong value: conflict, unchanged
+    assert_eq!(
+        s.compare_and_swap(b"c", Some(b"1"), Some(b"3"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict {
+            current: Some(b"2".to_vec())
+        }
+    );
+    assert_eq!(s.get(b"c").await.unwrap().as_deref(), Some(&b"2"[..]));
+    // value -> delete
+    assert!(s
+        .compare_and_swap(b"c", Some(b"2"), None, None)
+        .await
+        .unwrap()
+        .is_swapped());
+    assert_eq!(s.get(b"c").await.unwrap(), None);
+    // absent -> delete (a no-op that succeeds)
+    assert!(s
+        .compare_and_swap(b"c", None, None, None)
+        .await
+        .unwrap()
+        .is_swapped());
+    assert_eq!(s.get(b"c").await.unwrap(), None);
+    // value expected, but absent
+    assert_eq!(
+        s.compare_and_swap(b"c", Some(b"2"), None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict { current: None }
+    );
+    // empty value is a value, distinct from absence
+    assert!(s
+        .compare_and_swap(b"c", None, Some(b""), None)
+        .await
+        .unwrap()
+        .is_swapped());
+    assert_eq!(
+        s.compare_and_swap(b"c", None, Some(b"x"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict {
+            current: Some(Vec::new())
+        }
+    );
+    assert!(s
+        .compare_and_swap(b"c", Some(b""), Some(b"e"), None)
+        .await
+        .unwrap()
+        .is_swapped());
+    // a swap with a TTL sets it
+    let c = clock();
+    let t = h.open(c.clone()).await;
+    assert!(t
+        .compare_and_swap(b"ttl", None, Some(b"v"), Some(Duration::from_secs(1)))
+        .await
+        .unwrap()
+        .is_swapped());
+    c.advance(Duration::from_secs(1));
+    assert_eq!(t.get(b"ttl").await.unwrap(), None);
+}
+
+/// 8 tasks × 250 increments of one counter through a CAS loop end at exactly 2,000.
+pub async fn compare_and_swap_counter_loses_no_update<H: Harness>(h: &H) {
+    let s = Arc::new(h.open(clock()).await);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                for _ in 0..250 {
+                    let mut current = s.get(b"counter").await.unwrap();
+                    loop {
+                        let n = current
+                            .as_deref()
+                            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                            .unwrap_or(0);
+                        let next = (n + 1).to_be_bytes();
+                        match s
+                            .compare_and_swap(b"counter", current.as_deref(), Some(&next), None)
+                            .await
+                            .unwrap()
+                        {
+                            CasOutcome::Swapped => break,
+                            CasOutcome::Conflict { current: now } => current = now,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let raw = s.get(b"counter").await.unwrap().expect("counter");
+    assert_eq!(u64::from_be_bytes(raw.try_into().expect("8 bytes")), 2_000);
+}
+
+/// Keys come back in byte order, only under the prefix, with `next` set exactly when more
+/// follow.
+pub async fn scan_is_ordered_and_bounded_by_prefix<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    let keys: Vec<&[u8]> = vec![
+        b"a\xff",
+        b"a\xff\x00",
+        b"a\xff\xff",
+        b"a\xff\xff\x01",
+        b"b",
+        b"a\xfe\xff",
+        b"a\x00",
+    ];
+    for k in &keys {
+        s.put(k, k, None).await.unwrap();
+    }
+    let page = s.scan_prefix(b"a\xff", None, 100).await.unwrap();
+    let got: Vec<Vec<u8>> = page.entries.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        got,
+        vec![
+            b"a\xff".to_vec(),
+            b"a\xff\x00".to_vec(),
+            b"a\xff\xff".to_vec(),
+            b"a\xff\xff\x01".to_vec()
+        ]
+    );
+    assert!(page.entries.iter().all(|(k, v)| k == v));
+    assert_eq!(page.next, None);
+    let all = s.scan_prefix(b"a", None, 100).await.unwrap();
+    let got: Vec<Vec<u8>> = all.entries.iter().map(|(k, _)| k.clone()).collect();
+    let mut want: Vec<Vec<u8>> = keys
+        .iter()
+        .filter(|k| k.starts_with(b"a"))
+        .map(|k| k.to_vec())
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "byte order");
+    // limit honoured, next exact
+    let first = s.scan_prefix(b"a", None, 2).await.unwrap();
+    assert_eq!(first.entries.len(), 2);
+    assert_eq!(first.next.as_deref(), Some(want[1].as_slice()));
+    let rest = s
+        .scan_prefix(b"a", first.next.as_deref(), 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.entries.len(), want.len() - 2);
+    assert_eq!(rest.next, None);
+    let exact = s.scan_prefix(b"a", None, want.len()).await.unwrap();
+    assert_eq!(exact.next, None, "a full last page has no next");
+    // the empty prefix scans everything
+    assert_eq!(
+        s.scan_prefix(b"", None, 100).await.unwrap().entries.len(),
+        keys.len()
+    );
+    assert!(s
+        .scan_prefix(b"zzz", None, 10)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+}
+
+/// Paging with the cursor while other tasks insert: every key present from the start is
+/// seen exactly once, in order.
+pub async fn scan_pages_neither_skip_nor_repeat_under_inserts<H: Harness>(h: &H) {
+    let s = Arc::new(h.open(clock()).await);
+    let mut original = BTreeSet::new();
+    for i in 0..300u32 {
+        let k = format!("page/{:05}", i * 2).into_bytes();
+        s.put(&k, b"o", None).await.unwrap();
+        original.insert(k);
+    }
+    let writer = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            for i in 0..300u32 {
+                let k = format!("page/{:05}", i * 2 + 1).into_bytes();
+                s.put(&k, b"n", None).await.unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = s.scan_prefix(b"page/", after.as_deref(), 7).await.unwrap();
+        assert!(page.entries.len() <= 7);
+        seen.extend(page.entries.into_iter().map(|(k, _)| k));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    writer.await.expect("writer");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "ordered, no repeats");
+    for k in &original {
+        assert!(
+            seen.binary_search(k).is_ok(),
+            "skipped {:?}",
+            String::from_utf8_lossy(k)
+        );
+    }
+}
+
+/// A concurrent reader sees all of a batch or none of it.
+pub async fn batch_is_all_or_nothing_for_readers<H: Harness>(h: &H) {
+    let s = Arc::new(h.open(clock()).await);
+    let keys: Vec<Vec<u8>> = (0..8).map(|i| format!("b/{i}").into_bytes()).collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let s = Arc::clone(&s);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut observations = 0u32;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let page = s.scan_prefix(b"b/", None, 100).await.unwrap();
+                let generations: BTreeSet<Vec<u8>> =
+                    page.entries.into_iter().map(|(_, v)| v).collect();
+                assert!(
+                    generations.len() <= 1,
+                    "a reader saw two batches mixed: {generations:?}"
+                );
+                observations += 1;
+                tokio::task::yield_now().await;
+            }
+            observations
+        })
+    };
+    for generation in 0..50u32 {
+        let value = generation.to_be_bytes().to_vec();
+        let ops = keys
+            .iter()
+            .map(|k| BatchOp::Put {
+                key: k.clone(),
+                value: value.clone(),
+                ttl: None,
+            })
+            .collect();
+        s.batch(ops).await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let observations = reader.await.expect("reader");
+    assert!(observations > 0);
+    let page = s.scan_prefix(b"b/", None, 100).await.unwrap();
+    assert_eq!(page.entries.len(), 8);
+    assert!(page.entries.iter().all(|(_, v)| *v == 49u32.to_be_bytes()));
+    // deletes in a batch
+    let ops = keys
+        .iter()
+        .map(|k| BatchOp::Delete { key: k.clone() })
+        .collect();
+    s.batch(ops).await.unwrap();
+    assert!(s
+        .scan_prefix(b"b/", None, 100)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+}
+
+/// A batch with one invalid write fails and writes nothing.
+pub async fn failed_batch_leaves_nothing<H: Harness>(h: &H) {
+    let s = h.open(clock()).await;
+    s.put(b"keep", b"old", None).await.unwrap();
+    let ops = vec![
+        BatchOp::Put {
+            key: b"f/1".to_vec(),
+            value: b"a".to_vec(),
+            ttl: None,
+        },
+        BatchOp::Delete {
+            key: b"keep".to_vec(),
+        },
+        BatchOp::Put {
+            key: b"f/2".to_vec(),
+            value: vec![0; MAX_VALUE_LEN + 1],
+            ttl: None,
+        },
+    ];
+    assert!(matches!(
+        s.batch(ops).await,
+        Err(StoreError::ValueTooLarge { .. })
+    ));
+    assert_eq!(s.get(b"f/1").await.unwrap(), None);
+    assert_eq!(s.get(b"keep").await.unwrap().as_deref(), Some(&b"old"[..]));
+    let ops = vec![
+        BatchOp::Put {
+            key: b"f/3".to_vec(),
+            value: b"a".to_vec(),
+            ttl: None,
+        },
+        BatchOp::Delete { key: Vec::new() },
+    ];
+    assert!(matches!(s.batch(ops).await, Err(StoreError::EmptyKey)));
+    assert_eq!(s.get(b"f/3").await.unwrap(), None);
+    s.batch(Vec::new()).await.unwrap();
+}
+
+/// After `flush` and a reopen, every acknowledged write is there, expiry included.
+pub async fn flushed_writes_survive_reopen<H: Harness>(h: &H) {
+    let c = clock();
+    let s = h.open(c.clone()).await;
+    for i in 0..100u32 {
+        s.put(&i.to_be_bytes(), &[i as u8; 10], None).await.unwrap();
+    }
+    s.put(b"short", b"s", Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    s.put(b"gone", b"g", None).await.unwrap();
+    assert!(s.delete(b"gone").await.unwrap());
+    s.flush().await.unwrap();
+    let Some(s) = h.reopen(s, c.clone()).await else {
+        eprintln!("conformance: persistence skipped (the store keeps nothing across restarts)");
+        return;
+    };
+    for i in 0..100u32 {
+        assert_eq!(
+            s.get(&i.to_be_bytes()).await.unwrap(),
+            Some(vec![i as u8; 10])
+        );
+    }
+    assert_eq!(s.get(b"gone").await.unwrap(), None);
+    assert_eq!(s.get(b"short").await.unwrap().as_deref(), Some(&b"s"[..]));
+    c.advance(Duration::from_secs(5));
+    assert_eq!(
+        s.get(b"short").await.unwrap(),
+        None,
+        "the expiry survived the reopen"
+    );
+    assert_eq!(s.purge_expired().await.unwrap(), 1);
+    let _ = c.now_millis();
+}

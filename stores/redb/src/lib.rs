@@ -204,6 +204,12 @@ impl RedbStore {
         }
     }
 
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
     async fn submit(&self, op: Op) -> Result<Reply, StoreError> {
         let (tx, rx) = oneshot::channel();
         {
