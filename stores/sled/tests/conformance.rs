@@ -1,0 +1,56 @@
+//! The conformance suite on real sled directories in a temp dir.
+
+use actix_device_sled::SledStore;
+use actix_device_store::testkit::{self, Harness};
+use actix_device_store::{async_trait, ManualClock};
+
+struct Sled {
+    dir: tempfile::TempDir,
+    next: std::sync::atomic::AtomicUsize,
+    flush_every_write: bool,
+}
+
+#[async_trait]
+impl Harness for Sled {
+    type Store = SledStore;
+
+    async fn open(&self, clock: ManualClock) -> SledStore {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        SledStore::builder(self.dir.path().join(n.to_string()))
+            .clock(clock)
+            .flush_every_write(self.flush_every_write)
+            .open()
+            .expect("sled opens")
+    }
+
+    async fn reopen(&self, store: SledStore, clock: ManualClock) -> Option<SledStore> {
+        let path = store.path().to_owned();
+        drop(store);
+        Some(
+            SledStore::builder(path)
+                .clock(clock)
+                .open()
+                .expect("sled reopens"),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sled_passes_the_conformance_suite() {
+    testkit::run_suite(&Sled {
+        dir: tempfile::tempdir().unwrap(),
+        next: 0.into(),
+        flush_every_write: false,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sled_flush_every_write_passes_too() {
+    testkit::run_suite(&Sled {
+        dir: tempfile::tempdir().unwrap(),
+        next: 0.into(),
+        flush_every_write: true,
+    })
+    .await;
+}
