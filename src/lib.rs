@@ -97,5 +97,7 @@ pub mod stores {
     pub use actix_device_moka::{MokaConfig, MokaStore};
     #[cfg(feature = "redb")]
     pub use actix_device_redb::{RedbConfig, RedbStore};
+    #[cfg(feature = "sled")]
+    pub use actix_device_sled::{SledConfig, SledStore};
     pub use actix_device_store::*;
 }

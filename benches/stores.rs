@@ -1,0 +1,391 @@
+//! Each store's get, put, CAS and scan next to the raw engine doing the same work, in
+//! one run, with ratios; and redb group commit (16 concurrent writers) against one
+//! commit per write.
+//!
+//! ```sh
+//! cargo bench --bench stores --all-features
+//! ```
+//!
+//! Every figure is the median of ROUNDS (default 7) rounds of N operations (default 2000).
+//! Raw baselines are given twice: inline (what the engine costs) and through
+//! `spawn_blocking` (what any async caller of a blocking engine pays, the hop our sled and
+//! redb stores make so they never block the executor).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_device::stores::{MokaStore, RedbStore, SledStore, Store};
+use redb::{ReadableDatabase, TableDefinition};
+
+const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Median nanoseconds per operation over `rounds` rounds of `n` calls of `f`.
+async fn measure<F, Fut>(rounds: usize, n: usize, mut f: F) -> f64
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut per_op = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for i in 0..n {
+            f(i).await;
+        }
+        per_op.push(start.elapsed().as_nanos() as f64 / n as f64);
+    }
+    per_op.sort_by(f64::total_cmp);
+    per_op[per_op.len() / 2]
+}
+
+fn key(i: usize) -> [u8; 12] {
+    let mut k = *b"bench/\0\0\0\0\0\0";
+    k[6..10].copy_from_slice(&((i % 1000) as u32).to_be_bytes());
+    k
+}
+
+struct Row {
+    what: String,
+    ours: f64,
+    raw: f64,
+    raw_hop: Option<f64>,
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "\n{:<22} {:>11} {:>11} {:>8} {:>13} {:>9}",
+        "operation", "store ns", "raw ns", "x raw", "raw+hop ns", "x raw+hop"
+    );
+    for r in rows {
+        let hop = r.raw_hop.map_or(("-".to_owned(), "-".to_owned()), |h| {
+            (format!("{h:.0}"), format!("{:.2}", r.ours / h))
+        });
+        println!(
+            "{:<22} {:>11.0} {:>11.0} {:>8.2} {:>13} {:>9}",
+            r.what,
+            r.ours,
+            r.raw,
+            r.ours / r.raw,
+            hop.0,
+            hop.1
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds = env_num("ROUNDS", 7);
+    let n = env_num("N", 2000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let value = vec![7u8; 200];
+    let mut rows = Vec::new();
+
+    // moka
+    let ours = MokaStore::new();
+    let raw: moka::future::Cache<Vec<u8>, Arc<[u8]>> = moka::future::Cache::new(1_000_000);
+    for i in 0..1000 {
+        ours.put(&key(i), &value, None).await.unwrap();
+        raw.insert(key(i).to_vec(), Arc::from(&value[..])).await;
+    }
+    rows.push(Row {
+        what: "moka get".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            async move {
+                std::hint::black_box(s.get(&key(i)).await.unwrap());
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let c = &raw;
+            async move {
+                std::hint::black_box(c.get(&key(i)[..].to_vec()).await);
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "moka put".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            let v = &value;
+            async move {
+                s.put(&key(i), v, None).await.unwrap();
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let c = &raw;
+            let v = &value;
+            async move {
+                c.insert(key(i).to_vec(), Arc::from(&v[..])).await;
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+
+    // sled
+    let ours = SledStore::open(dir.path().join("ours.sled")).unwrap();
+    let raw_db = sled::open(dir.path().join("raw.sled")).unwrap();
+    for i in 0..1000 {
+        ours.put(&key(i), &value, None).await.unwrap();
+        raw_db.insert(key(i), &value[..]).unwrap();
+    }
+    let raw_db = Arc::new(raw_db);
+    rows.push(Row {
+        what: "sled get".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            async move {
+                std::hint::black_box(s.get(&key(i)).await.unwrap());
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let d = &raw_db;
+            async move {
+                std::hint::black_box(d.get(key(i)).unwrap());
+            }
+        })
+        .await,
+        raw_hop: Some(
+            measure(rounds, n, |i| {
+                let d = Arc::clone(&raw_db);
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        std::hint::black_box(d.get(key(i)).unwrap())
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+            .await,
+        ),
+    });
+    rows.push(Row {
+        what: "sled put".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            let v = &value;
+            async move {
+                s.put(&key(i), v, None).await.unwrap();
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let d = &raw_db;
+            let v = &value;
+            async move {
+                d.insert(key(i), &v[..]).unwrap();
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "sled cas".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            let v = &value;
+            async move {
+                let _ = s
+                    .compare_and_swap(&key(i), Some(v), Some(v), None)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let d = &raw_db;
+            let v = &value;
+            async move {
+                let _ = d
+                    .compare_and_swap(key(i), Some(&v[..]), Some(&v[..]))
+                    .unwrap();
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "sled scan 50".into(),
+        ours: measure(rounds, n / 10, |_| {
+            let s = &ours;
+            async move {
+                let _ = std::hint::black_box(s.scan_prefix(b"bench/", None, 50).await.unwrap());
+            }
+        })
+        .await,
+        raw: measure(rounds, n / 10, |_| {
+            let d = &raw_db;
+            async move {
+                std::hint::black_box(d.scan_prefix(b"bench/").take(50).collect::<Vec<_>>());
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+
+    // redb
+    let ours = RedbStore::open(dir.path().join("ours.redb")).unwrap();
+    let raw_db = Arc::new(redb::Database::create(dir.path().join("raw.redb")).unwrap());
+    {
+        let w = raw_db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(RAW).unwrap();
+            for i in 0..1000 {
+                t.insert(&key(i)[..], &value[..]).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    for i in 0..1000 {
+        ours.put(&key(i), &value, None).await.unwrap();
+    }
+    let raw_get = |db: &redb::Database, i: usize| {
+        let r = db.begin_read().unwrap();
+        let t = r.open_table(RAW).unwrap();
+        std::hint::black_box(t.get(&key(i)[..]).unwrap().map(|v| v.value().to_vec()));
+    };
+    rows.push(Row {
+        what: "redb get".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            async move {
+                std::hint::black_box(s.get(&key(i)).await.unwrap());
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            raw_get(&raw_db, i);
+            async {}
+        })
+        .await,
+        raw_hop: Some(
+            measure(rounds, n, |i| {
+                let d = Arc::clone(&raw_db);
+                async move {
+                    tokio::task::spawn_blocking(move || raw_get(&d, i))
+                        .await
+                        .unwrap();
+                }
+            })
+            .await,
+        ),
+    });
+    // The same work as the store's commits: durable, with two-phase commit.
+    let raw_put = |db: &redb::Database, i: usize, v: &[u8]| {
+        let mut w = db.begin_write().unwrap();
+        w.set_two_phase_commit(true);
+        {
+            let mut t = w.open_table(RAW).unwrap();
+            t.insert(&key(i)[..], v).unwrap();
+        }
+        w.commit().unwrap();
+    };
+    let put_rounds = rounds.min(3);
+    let put_n = (n / 10).max(50);
+    rows.push(Row {
+        what: "redb put (1 writer)".into(),
+        ours: measure(put_rounds, put_n, |i| {
+            let s = &ours;
+            let v = &value;
+            async move {
+                s.put(&key(i), v, None).await.unwrap();
+            }
+        })
+        .await,
+        raw: measure(put_rounds, put_n, |i| {
+            raw_put(&raw_db, i, &value);
+            async {}
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "redb scan 50".into(),
+        ours: measure(rounds, n / 10, |_| {
+            let s = &ours;
+            async move {
+                let _ = std::hint::black_box(s.scan_prefix(b"bench/", None, 50).await.unwrap());
+            }
+        })
+        .await,
+        raw: measure(rounds, n / 10, |_| {
+            let r = raw_db.begin_read().unwrap();
+            let t = r.open_table(RAW).unwrap();
+            let got: Vec<_> = t
+                .range(&b"bench/"[..]..)
+                .unwrap()
+                .take(50)
+                .map(|e| e.unwrap().1.value().to_vec())
+                .collect();
+            std::hint::black_box(got);
+            async {}
+        })
+        .await,
+        raw_hop: None,
+    });
+    print(&rows);
+
+    // Group commit: 16 concurrent writers.
+    let writers = 16;
+    let per_writer = env_num("PUTS_PER_WRITER", 100);
+    let ours = Arc::new(ours);
+    let mut group = Vec::new();
+    let mut single = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let s = Arc::clone(&ours);
+                let v = value.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_writer {
+                        s.put(&key(w * per_writer + i), &v, None).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        group.push((writers * per_writer) as f64 / start.elapsed().as_secs_f64());
+
+        let start = Instant::now();
+        let threads: Vec<_> = (0..writers)
+            .map(|w| {
+                let d = Arc::clone(&raw_db);
+                let v = value.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per_writer {
+                        raw_put(&d, w * per_writer + i, &v);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        single.push((writers * per_writer) as f64 / start.elapsed().as_secs_f64());
+    }
+    group.sort_by(f64::total_cmp);
+    single.sort_by(f64::total_cmp);
+    let (g, s) = (group[1], single[1]);
+    println!(
+        "\nredb, {writers} concurrent writers x {per_writer} durable puts (median of 3):\n  group commit (RedbStore) {g:>10.0} puts/s\n  one commit per write     {s:>10.0} puts/s\n  ratio                    {:>10.2}x  (goal >= 5x)",
+        g / s
+    );
+    let _ = Duration::ZERO;
+}
