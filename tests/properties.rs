@@ -1,0 +1,373 @@
+//! Properties of everything that reads untrusted bytes, each over 10,000 generated cases
+//! (`PROPTEST_CASES` overrides). The token codec is checked the way token libraries are:
+//! every mode round-trips, and every single-bit flip, truncation, extension, wrong key,
+//! wrong context, malformed field, expired or non-canonical token is rejected.
+
+use std::time::Duration;
+
+use actix_device::cookie_header::{values_named, HeaderLimits};
+use actix_device::token::MAX_TOKEN_LEN;
+use actix_device::{DeviceId, Key, Keyring, Mode, Rejected, TokenCodec, TokenContext};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use proptest::prelude::*;
+
+const NOW: u64 = 1_800_000_000;
+
+fn cases() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn key(seed: u8) -> Key {
+    Key::from_secret(&[seed; 32]).unwrap()
+}
+
+fn codec(mode: Mode, k: &Key) -> TokenCodec {
+    TokenCodec::new(
+        &Keyring::new(k.clone()),
+        mode,
+        &TokenContext::new("device_id", "device"),
+    )
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![Just(Mode::Signed), Just(Mode::Sealed)]
+}
+
+fn id() -> impl Strategy<Value = DeviceId> {
+    any::<[u8; 16]>().prop_map(DeviceId::from_bytes)
+}
+
+thread_local! {
+    static SIGNED: TokenCodec = codec(Mode::Signed, &key(1));
+    static SEALED: TokenCodec = codec(Mode::Sealed, &key(1));
+    static PLAIN: TokenCodec = codec(Mode::Plain, &key(1));
+}
+
+fn with_codec<T>(mode: Mode, f: impl FnOnce(&TokenCodec) -> T) -> T {
+    match mode {
+        Mode::Signed => SIGNED.with(f),
+        Mode::Sealed => SEALED.with(f),
+        _ => PLAIN.with(f),
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// 1. Every mode round-trips any id and issue time.
+    #[test]
+    fn every_mode_round_trips(id in id(), at in 0u64..u64::MAX / 2, m in prop_oneof![Just(Mode::Plain), Just(Mode::Signed), Just(Mode::Sealed)]) {
+        with_codec(m, |c| {
+            let token = c.encode(id, at);
+            let got = c.decode(token.as_bytes(), at).unwrap();
+            prop_assert_eq!(got.id, id);
+            if m != Mode::Plain {
+                prop_assert_eq!(got.issued_at, Some(at));
+            }
+            prop_assert!(token.len() <= MAX_TOKEN_LEN);
+            Ok(())
+        })?;
+    }
+
+    /// 2. Every single-bit flip of the token's bytes is rejected (all bits, not a sample).
+    #[test]
+    fn every_single_bit_flip_is_rejected(id in id(), m in mode()) {
+        with_codec(m, |c| {
+            let raw = URL_SAFE_NO_PAD.decode(c.encode(id, NOW)).unwrap();
+            for bit in 0..raw.len() * 8 {
+                let mut flipped = raw.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                let text = URL_SAFE_NO_PAD.encode(&flipped);
+                prop_assert!(c.decode(text.as_bytes(), NOW).is_err(), "bit {} accepted", bit);
+            }
+            Ok(())
+        })?;
+    }
+
+    /// 3. Every truncation is rejected, of the bytes and of the text.
+    #[test]
+    fn every_truncation_is_rejected(id in id(), m in mode()) {
+        with_codec(m, |c| {
+            let text = c.encode(id, NOW);
+            let raw = URL_SAFE_NO_PAD.decode(&text).unwrap();
+            for len in 0..raw.len() {
+                let t = URL_SAFE_NO_PAD.encode(&raw[..len]);
+                prop_assert!(c.decode(t.as_bytes(), NOW).is_err());
+            }
+            for len in 0..text.len() {
+                prop_assert!(c.decode(&text.as_bytes()[..len], NOW).is_err());
+            }
+            Ok(())
+        })?;
+    }
+
+    /// 4. Any appended byte is rejected.
+    #[test]
+    fn any_appended_byte_is_rejected(id in id(), m in mode(), extra in any::<u8>(), more in proptest::collection::vec(any::<u8>(), 0..8)) {
+        with_codec(m, |c| {
+            let mut raw = URL_SAFE_NO_PAD.decode(c.encode(id, NOW)).unwrap();
+            raw.push(extra);
+            raw.extend_from_slice(&more);
+            let t = URL_SAFE_NO_PAD.encode(&raw);
+            prop_assert!(c.decode(t.as_bytes(), NOW).is_err());
+            Ok(())
+        })?;
+    }
+
+    /// 5. A token under another key is rejected.
+    #[test]
+    fn wrong_key_is_rejected(id in id(), m in mode(), seed in 2u8..=255) {
+        let other = codec(m, &key(seed));
+        let token = other.encode(id, NOW);
+        with_codec(m, |c| {
+            let err = c.decode(token.as_bytes(), NOW).unwrap_err();
+            prop_assert!(matches!(err, Rejected::UnknownKey | Rejected::BadTag), "{:?}", err);
+            Ok(())
+        })?;
+    }
+
+    /// 6. A token for another cookie name or purpose is rejected.
+    #[test]
+    fn other_cookie_or_purpose_is_rejected(id in id(), m in mode(), name in "[a-z_]{1,12}", purpose in "[a-z]{1,10}") {
+        prop_assume!(name != "device_id" || purpose != "device");
+        let other = TokenCodec::new(&Keyring::new(key(1)), m, &TokenContext::new(name, purpose));
+        let token = other.encode(id, NOW);
+        with_codec(m, |c| {
+            prop_assert_eq!(c.decode(token.as_bytes(), NOW), Err(Rejected::BadTag));
+            Ok(())
+        })?;
+    }
+
+    /// 7. A retired key's token is accepted (and marked for re-issue); once the key is
+    /// removed it is rejected.
+    #[test]
+    fn retired_key_accepted_removed_key_rejected(id in id(), m in mode(), seed in 2u8..=255) {
+        let old = codec(m, &key(seed)).encode(id, NOW);
+        let rotated = TokenCodec::new(&Keyring::new(key(1)).with_retired(key(seed)), m, &TokenContext::new("device_id", "device"));
+        let token = rotated.decode(old.as_bytes(), NOW).unwrap();
+        prop_assert_eq!(token.id, id);
+        prop_assert!(token.retired_key);
+        let fresh = rotated.decode(rotated.encode(id, NOW).as_bytes(), NOW).unwrap();
+        prop_assert!(!fresh.retired_key);
+        with_codec(m, |c| {
+            prop_assert!(c.decode(old.as_bytes(), NOW).is_err());
+            Ok(())
+        })?;
+    }
+
+    /// 8. A malformed expiry field behind a valid tag is rejected, never read as absent;
+    /// an unknown key id is rejected.
+    #[test]
+    fn malformed_expiry_or_key_id_is_rejected(id in id(), m in mode(), flag in 2u8..=255, cut in 1usize..8, key_id in any::<u32>()) {
+        with_codec(m, |c| {
+            let mut body = id.as_bytes().to_vec();
+            body.extend_from_slice(&NOW.to_be_bytes());
+            // flag byte out of range
+            let mut bad = body.clone();
+            bad.push(flag);
+            prop_assert_eq!(c.decode(c.seal_body(c.primary_key_id(), &bad).as_bytes(), NOW), Err(Rejected::Malformed));
+            // flag 1 with a short expiry
+            let mut short = body.clone();
+            short.push(1);
+            short.extend_from_slice(&vec![0xff; 8 - cut]);
+            prop_assert!(c.decode(c.seal_body(c.primary_key_id(), &short).as_bytes(), NOW).is_err());
+            // flag 0 followed by an expiry
+            let mut extra = body.clone();
+            extra.push(0);
+            extra.extend_from_slice(&[0; 8]);
+            prop_assert_eq!(c.decode(c.seal_body(c.primary_key_id(), &extra).as_bytes(), NOW), Err(Rejected::Malformed));
+            // a well-formed body under a key id the keyring lacks
+            prop_assume!(key_id != c.primary_key_id());
+            let mut good = body.clone();
+            good.push(0);
+            prop_assert_eq!(c.decode(c.seal_body(key_id, &good).as_bytes(), NOW), Err(Rejected::UnknownKey));
+            Ok(())
+        })?;
+    }
+
+    /// 9. An expired token is rejected, whether by its own expiry or by the lifetime.
+    #[test]
+    fn expired_is_rejected(id in id(), m in mode(), life in 1u64..1_000_000, late in 0u64..1_000_000) {
+        let c = codec(m, &key(1)).with_lifetime(Some(Duration::from_secs(life)));
+        let token = c.encode(id, NOW);
+        prop_assert!(c.decode(token.as_bytes(), NOW + life - 1).is_ok());
+        prop_assert_eq!(c.decode(token.as_bytes(), NOW + life + late), Err(Rejected::Expired));
+        let mut body = id.as_bytes().to_vec();
+        body.extend_from_slice(&NOW.to_be_bytes());
+        body.push(1);
+        body.extend_from_slice(&(NOW + life).to_be_bytes());
+        with_codec(m, |plain_life| {
+            let t = plain_life.seal_body(plain_life.primary_key_id(), &body);
+            prop_assert_eq!(plain_life.decode(t.as_bytes(), NOW + life + late), Err(Rejected::Expired));
+            Ok(())
+        })?;
+    }
+
+    /// 10. Non-canonical base64 of a valid token is rejected: stray trailing bits, padding,
+    /// the standard alphabet.
+    #[test]
+    fn non_canonical_base64_is_rejected(id in id(), m in mode(), trailing in 1u8..16) {
+        with_codec(m, |c| {
+            let text = c.encode(id, NOW);
+            let raw = URL_SAFE_NO_PAD.decode(&text).unwrap();
+            // The last character carries unused low bits when 8*len is not a multiple of 6.
+            let unused = (6 - (raw.len() * 8) % 6) % 6;
+            if unused > 0 {
+                let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                let mut bytes = text.clone().into_bytes();
+                let last = bytes.len() - 1;
+                let pos = alphabet.iter().position(|&b| b == bytes[last]).unwrap();
+                let mask = (1u8 << unused) - 1;
+                let tweaked = (pos as u8 & !mask) | (trailing & mask).max(1);
+                bytes[last] = alphabet[usize::from(tweaked)];
+                prop_assert!(c.decode(&bytes, NOW).is_err(), "stray trailing bits accepted");
+            }
+            let padded = URL_SAFE.encode(&raw);
+            if padded != text {
+                prop_assert!(c.decode(padded.as_bytes(), NOW).is_err(), "padding accepted");
+            }
+            let standard = STANDARD.encode(&raw).trim_end_matches('=').to_owned();
+            if standard != text {
+                prop_assert!(c.decode(standard.as_bytes(), NOW).is_err(), "standard alphabet accepted");
+            }
+            Ok(())
+        })?;
+    }
+
+    /// 11. Plain tokens are rejected in signed and sealed mode, and tokens of those modes
+    /// in plain mode; signed and sealed reject each other.
+    #[test]
+    fn tokens_of_another_mode_are_rejected(id in id()) {
+        let plain = PLAIN.with(|c| c.encode(id, NOW));
+        let signed = SIGNED.with(|c| c.encode(id, NOW));
+        let sealed = SEALED.with(|c| c.encode(id, NOW));
+        prop_assert_eq!(SIGNED.with(|c| c.decode(plain.as_bytes(), NOW)), Err(Rejected::WrongMode));
+        prop_assert_eq!(SEALED.with(|c| c.decode(plain.as_bytes(), NOW)), Err(Rejected::WrongMode));
+        prop_assert_eq!(SIGNED.with(|c| c.decode(sealed.as_bytes(), NOW)), Err(Rejected::WrongMode));
+        prop_assert_eq!(SEALED.with(|c| c.decode(signed.as_bytes(), NOW)), Err(Rejected::WrongMode));
+        prop_assert!(PLAIN.with(|c| c.decode(signed.as_bytes(), NOW)).is_err());
+        prop_assert!(PLAIN.with(|c| c.decode(sealed.as_bytes(), NOW)).is_err());
+    }
+
+    /// 12. No decode entry point panics on arbitrary input, and nothing arbitrary verifies.
+    #[test]
+    fn arbitrary_input_never_panics_nor_verifies(bytes in proptest::collection::vec(any::<u8>(), 0..300), text in ".{0,120}") {
+        for m in [Mode::Signed, Mode::Sealed] {
+            prop_assert!(with_codec(m, |c| c.decode(&bytes, NOW)).is_err());
+            prop_assert!(with_codec(m, |c| c.decode(text.as_bytes(), NOW)).is_err());
+        }
+        if let Ok(t) = PLAIN.with(|c| c.decode(&bytes, NOW)) {
+            prop_assert_eq!(t.id.to_string().into_bytes(), bytes.clone());
+        }
+        let _ = DeviceId::parse_bytes(&bytes);
+        let _ = text.parse::<DeviceId>();
+        let _ = Key::from_text(&text, "prop");
+        let _ = actix_device::record::decode::<actix_device::DeviceRecord>(b"k", &bytes);
+        let _ = actix_device::record::decode::<actix_device::SessionRecord>(b"k", &bytes);
+        let _ = actix_device::record::decode::<actix_device::CartRecord>(b"k", &bytes);
+        let _ = actix_device::record::decode::<actix_device::FlagDefinition>(b"k", &bytes);
+        let _ = actix_device::stores::envelope::decode(b"k", &bytes);
+        let n = values_named([&bytes[..]], b"device_id", HeaderLimits::default()).count();
+        prop_assert!(n <= HeaderLimits::default().max_cookies);
+    }
+
+    /// 13. The Cookie reader finds a cookie exactly when its name is present byte for byte
+    /// within the limits, and percent-encoded names never match.
+    #[test]
+    fn cookie_reader_matches_names_exactly(before in proptest::collection::vec("[a-z]{1,6}=[a-z0-9]{0,6}", 0..10), value in "[A-Za-z0-9_-]{1,20}") {
+        let mut pairs = before.clone();
+        pairs.push("%5F%5FHost-id=evil".to_owned());
+        pairs.push(format!("__Host-id={value}"));
+        let header = pairs.join("; ");
+        let found: Vec<&[u8]> = values_named([header.as_bytes()], b"__Host-id", HeaderLimits::default()).collect();
+        prop_assert_eq!(found, vec![value.as_bytes()]);
+    }
+}
+
+/// Sealed tokens of one id never repeat: 10^6 encryptions, 10^6 distinct tokens (fresh
+/// 192-bit nonces).
+#[test]
+fn sealed_nonces_never_repeat_over_a_million_encryptions() {
+    let n: usize = std::env::var("NONCE_ENCRYPTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let c = codec(Mode::Sealed, &key(1));
+    let id = DeviceId::new_v7();
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    for _ in 0..n {
+        let raw = URL_SAFE_NO_PAD.decode(c.encode(id, NOW)).unwrap();
+        let nonce: [u8; 24] = raw[5..29].try_into().unwrap();
+        assert!(seen.insert(nonce), "a nonce repeated");
+    }
+    assert_eq!(seen.len(), n);
+}
+
+/// Limits: a 128 KiB Cookie header or 3,000 cookies is read only up to the bounds (a cookie
+/// past them is not found), and over-long values are rejected before any decoding.
+#[test]
+fn huge_cookie_headers_are_read_within_bounds() {
+    let limits = HeaderLimits::default();
+    let many = "a=b; ".repeat(2_999) + "device_id=late";
+    assert_eq!(many.split(';').count(), 3_000);
+    assert_eq!(
+        values_named([many.as_bytes()], b"device_id", limits).count(),
+        0,
+        "the scan stopped at the cookie limit"
+    );
+    let early = format!("device_id=early; {many}");
+    assert_eq!(
+        values_named([early.as_bytes()], b"device_id", limits).count(),
+        1
+    );
+    let big = format!("{}=x; device_id=late", "k".repeat(128 * 1024));
+    assert!(big.len() > 128 * 1024);
+    assert_eq!(
+        values_named([big.as_bytes()], b"device_id", limits).count(),
+        0,
+        "the scan stopped at the byte limit"
+    );
+    let c = codec(Mode::Signed, &key(1));
+    assert_eq!(
+        c.decode(&vec![b'A'; MAX_TOKEN_LEN + 1], NOW),
+        Err(Rejected::TooLong)
+    );
+    assert_eq!(
+        c.decode(&vec![b'A'; 100 * 1024], NOW),
+        Err(Rejected::TooLong)
+    );
+}
+
+/// The tag comparison is constant-time: the code that checks tags uses `ct_eq`, and no
+/// byte `==` on a tag appears in the codec. (Fails if someone "simplifies" it.)
+#[test]
+fn tag_comparison_is_constant_time() {
+    let source = include_str!("../src/token.rs");
+    let open = source
+        .split("fn open(")
+        .nth(1)
+        .expect("the open function")
+        .split("\nfn ")
+        .next()
+        .unwrap();
+    assert!(
+        open.contains(".ct_eq(tag)"),
+        "signed tags must be compared with subtle's ct_eq"
+    );
+    for line in source.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        let l = line.replace(' ', "");
+        assert!(
+            !l.contains("==tag") && !l.contains("tag==") && !l.contains("tag.eq("),
+            "byte comparison of a tag: {line}"
+        );
+    }
+}
