@@ -472,3 +472,38 @@ async fn cart_limits_ttl_and_http() {
         assert!(body["lines"].as_array().unwrap().is_empty());
     }
 }
+
+#[actix_web::test]
+async fn requests_without_a_device_are_limited_by_client_address() {
+    let clock = ManualClock::new(START);
+    // No DeviceTracking here: the limiter falls back to the peer address.
+    let app = test::init_service(
+        App::new()
+            .wrap(RateLimit::new("ip", Quota::new(2, Duration::from_secs(60))).clock(clock.clone()))
+            .route("/", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let from = |ip: &str| {
+        test::TestRequest::get()
+            .uri("/")
+            .peer_addr(format!("{ip}:4000").parse().unwrap())
+    };
+    let mut jar = Vec::new();
+    assert_eq!(
+        call(&app, from("10.0.0.1"), &mut jar).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, from("10.0.0.1"), &mut jar).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, from("10.0.0.1"), &mut jar).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        call(&app, from("10.0.0.2"), &mut jar).await.0,
+        StatusCode::OK,
+        "another address has its own budget"
+    );
+}

@@ -609,3 +609,47 @@ backend_tests! {
         assert_eq!(record.history.len(), 1, "the revocation stays in the history");
     }
 }
+
+#[actix_web::test]
+async fn sweep_purges_ended_sessions_from_the_store() {
+    let clock = ManualClock::new(START);
+    for (backend, store, _dir) in common::backends_with_clock(clock.clone()) {
+        eprintln!("-- on {backend}");
+        let devices = Devices::builder(store.clone()).clock(clock.clone()).build();
+        let sessions = Sessions::builder(devices.clone())
+            .absolute_timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let tracking = DeviceTracking::builder(Keyring::new(Key::from_secret(&[3; 32]).unwrap()))
+            .clock(clock.clone())
+            .registry(devices)
+            .build()
+            .unwrap();
+        let env = Env {
+            clock: clock.clone(),
+            devices: Devices::new(store.clone()),
+            sessions,
+            tracking,
+            events: Recorded::default(),
+            store: store.clone(),
+        };
+        let app = app!(env);
+        let mut b = signed_in(&app, "alice", "ua").await;
+        b.post(&app, "/devices/logout").await;
+        let before = store
+            .scan_prefix(b"sess/", None, 10)
+            .await
+            .unwrap()
+            .entries
+            .len();
+        assert_eq!(before, 1, "the revoked session is kept for a while (audit)");
+        clock.advance(Duration::from_secs(2 * 24 * 3600));
+        assert!(env.sessions.sweep().await.unwrap() >= 1);
+        assert!(store
+            .scan_prefix(b"sess/", None, 10)
+            .await
+            .unwrap()
+            .entries
+            .is_empty());
+    }
+}
