@@ -264,6 +264,13 @@ impl RateLimit {
                 if map.len() >= MAX_MEMORY_ENTRIES {
                     // Entries whose arrival time is in the past hold a full budget anyway.
                     map.retain(|_, tat| *tat > now);
+                    if map.len() >= MAX_MEMORY_ENTRIES {
+                        // Still full of active clients (a flood of distinct addresses):
+                        // start over rather than scan the whole map on every request.
+                        // Budgets reset, which fails open for a moment; logged.
+                        tracing::warn!(limit = %self.name, "rate-limit table full; resetting it");
+                        map.clear();
+                    }
                 }
                 let (new, decision) = gcra(quota, map.get(subject).copied(), now);
                 if let Some(tat) = new {

@@ -395,6 +395,12 @@ impl Devices {
                 p.last_write
                     .is_some_and(|at| now.saturating_sub(at) < interval)
             });
+            if map.len() >= MAX_THROTTLE_ENTRIES {
+                // Still full of devices active within the interval: start over rather than
+                // scan the whole map on every request. The cost is one extra write per
+                // device; visits counted but not yet written are lost.
+                map.clear();
+            }
         }
         let pending = map.entry(id).or_insert(Pending {
             last_write: None,
