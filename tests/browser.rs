@@ -144,7 +144,17 @@ fn start_shop(
     actix_web::dev::ServerHandle,
     std::thread::JoinHandle<()>,
 ) {
-    app::start(port, data.to_path_buf(), false).expect("the shop starts")
+    // A server that was just stopped may hold its port and its redb file for a moment
+    // while its worker threads wind down: retry for a few seconds.
+    let mut last = None;
+    for _ in 0..100 {
+        match app::start(port, data.to_path_buf(), false) {
+            Ok(started) => return started,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the shop did not start: {last:?}");
 }
 
 async fn stop_shop(handle: actix_web::dev::ServerHandle, thread: std::thread::JoinHandle<()>) {
