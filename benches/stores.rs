@@ -12,7 +12,7 @@
 //! redb stores make so they never block the executor).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_device::stores::{MokaStore, RedbStore, SledStore, Store};
 use redb::{ReadableDatabase, TableDefinition};
@@ -387,5 +387,4 @@ async fn main() {
         "\nredb, {writers} concurrent writers x {per_writer} durable puts (median of 3):\n  group commit (RedbStore) {g:>10.0} puts/s\n  one commit per write     {s:>10.0} puts/s\n  ratio                    {:>10.2}x  (goal >= 5x)",
         g / s
     );
-    let _ = Duration::ZERO;
 }

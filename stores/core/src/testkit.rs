@@ -39,8 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    BatchOp, CasOutcome, Clock, ManualClock, Store, StoreError, MAX_KEY_LEN, MAX_SCAN_LIMIT,
-    MAX_VALUE_LEN,
+    BatchOp, CasOutcome, ManualClock, Store, StoreError, MAX_KEY_LEN, MAX_SCAN_LIMIT, MAX_VALUE_LEN,
 };
 
 /// How the suite gets stores to test.
@@ -657,7 +656,6 @@ pub async fn flushed_writes_survive_reopen<H: Harness>(h: &H) {
         "the expiry survived the reopen"
     );
     assert_eq!(s.purge_expired().await.unwrap(), 1);
-    let _ = c.now_millis();
 }
 
 /// The crash test for persistent stores: a child process writes records in a loop and
