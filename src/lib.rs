@@ -91,12 +91,15 @@ pub use sessions::{
 pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 
 /// The [`Store`](stores::Store) trait and, by cargo feature, the backends: `moka`
-/// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`).
+/// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`), `redis` (`RedisStore`, shared
+/// by several app instances).
 pub mod stores {
     #[cfg(feature = "moka")]
     pub use actix_device_moka::{MokaConfig, MokaStore};
     #[cfg(feature = "redb")]
     pub use actix_device_redb::{RedbConfig, RedbStore};
+    #[cfg(feature = "redis")]
+    pub use actix_device_redis::{RedisConfig, RedisStore};
     #[cfg(feature = "sled")]
     pub use actix_device_sled::{SledConfig, SledStore};
     pub use actix_device_store::*;
