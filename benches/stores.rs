@@ -4,7 +4,12 @@
 //!
 //! ```sh
 //! cargo bench --bench stores --all-features
+//! .ci/with-redis cargo bench --bench stores --all-features   # adds the Redis rows
 //! ```
+//!
+//! The Redis rows (`ACTIX_DEVICE_REDIS_URL` set) compare `RedisStore` with the bare
+//! client on the same server: `GET`, `SET`, and for CAS a minimal compare-and-set script
+//! (the least any atomic CAS on Redis costs). Both pay the loopback round trip.
 //!
 //! Every figure is the median of ROUNDS (default 7) rounds of N operations (default 2000).
 //! Raw baselines are given twice: inline (what the engine costs) and through
@@ -14,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_device::stores::{MokaStore, RedbStore, SledStore, Store};
+use actix_device::stores::{MokaStore, RedbStore, RedisStore, SledStore, Store};
 use redb::{ReadableDatabase, TableDefinition};
 
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
@@ -337,6 +342,11 @@ async fn main() {
         .await,
         raw_hop: None,
     });
+    if let Some(redis_rows) = redis_rows(rounds, n, &value).await {
+        rows.extend(redis_rows);
+    } else {
+        println!("(no Redis rows: ACTIX_DEVICE_REDIS_URL is not set; see the top of this file)");
+    }
     print(&rows);
 
     // Group commit: 16 concurrent writers.
@@ -387,4 +397,152 @@ async fn main() {
         "\nredb, {writers} concurrent writers x {per_writer} durable puts (median of 3):\n  group commit (RedbStore) {g:>10.0} puts/s\n  one commit per write     {s:>10.0} puts/s\n  ratio                    {:>10.2}x  (goal >= 5x)",
         g / s
     );
+}
+
+/// RedisStore against the bare client on the server at `ACTIX_DEVICE_REDIS_URL`.
+async fn redis_rows(rounds: usize, n: usize, value: &[u8]) -> Option<Vec<Row>> {
+    let url = std::env::var("ACTIX_DEVICE_REDIS_URL").ok()?;
+    let prefix = format!("bench-{}:", std::process::id());
+    let ours = RedisStore::builder(&url)
+        .key_prefix(&prefix)
+        .connect()
+        .await
+        .expect("redis connects");
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let raw = redis::aio::ConnectionManager::new(client)
+        .await
+        .expect("redis connects");
+    let raw_key = |i: usize| [prefix.as_bytes(), b"raw/", &key(i)[..]].concat();
+    for i in 0..1000 {
+        ours.put(&key(i), value, None).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(raw_key(i))
+            .arg(value)
+            .query_async(&mut raw.clone())
+            .await
+            .unwrap();
+        let _: () = redis::cmd("ZADD")
+            .arg(format!("{prefix}raw-index"))
+            .arg(0)
+            .arg(raw_key(i))
+            .query_async(&mut raw.clone())
+            .await
+            .unwrap();
+    }
+    let raw_cas = redis::Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0",
+    );
+    let mut rows = Vec::new();
+    rows.push(Row {
+        what: "redis get".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            async move {
+                std::hint::black_box(s.get(&key(i)).await.unwrap());
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let mut c = raw.clone();
+            let k = raw_key(i);
+            async move {
+                let v: Option<Vec<u8>> =
+                    redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
+                std::hint::black_box(v);
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "redis put".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            async move {
+                s.put(&key(i), value, None).await.unwrap();
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let mut c = raw.clone();
+            let k = raw_key(i);
+            async move {
+                let _: () = redis::cmd("SET")
+                    .arg(k)
+                    .arg(value)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "redis cas".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            async move {
+                let _ = s
+                    .compare_and_swap(&key(i), Some(value), Some(value), None)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let mut c = raw.clone();
+            let k = raw_key(i);
+            let script = &raw_cas;
+            async move {
+                let swapped: i64 = script
+                    .key(k)
+                    .arg(value)
+                    .arg(value)
+                    .invoke_async(&mut c)
+                    .await
+                    .unwrap();
+                assert_eq!(swapped, 1);
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    rows.push(Row {
+        what: "redis scan 50".into(),
+        ours: measure(rounds, n / 10, |_| {
+            let s = &ours;
+            async move {
+                let _ = std::hint::black_box(s.scan_prefix(b"bench/", None, 50).await.unwrap());
+            }
+        })
+        .await,
+        // The bare-client way to an ordered scan: a sorted set of the keys, then MGET.
+        raw: measure(rounds, n / 10, |_| {
+            let mut c = raw.clone();
+            let index = format!("{prefix}raw-index");
+            async move {
+                let keys: Vec<Vec<u8>> = redis::cmd("ZRANGEBYLEX")
+                    .arg(index)
+                    .arg("-")
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(50)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(keys)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                std::hint::black_box(v);
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+    ours.clear().await.expect("clear");
+    Some(rows)
 }

@@ -256,7 +256,10 @@ async fn two_instances_share_every_kind_of_state() {
     // Cart: added on A, seen on B, added to on B, seen on A.
     assert_eq!(x.post(&a.url("/cart/tea")).await.0, StatusCode::OK);
     let (status, cart) = x.get(&b.url("/cart")).await;
-    assert_eq!((status, cart_skus(&cart)), (StatusCode::OK, vec!["tea".to_owned()]));
+    assert_eq!(
+        (status, cart_skus(&cart)),
+        (StatusCode::OK, vec!["tea".to_owned()])
+    );
     assert_eq!(x.post(&b.url("/cart/mug")).await.0, StatusCode::OK);
     let (_, cart) = x.get(&a.url("/cart")).await;
     assert_eq!(cart_skus(&cart), ["tea", "mug"]);
@@ -265,8 +268,14 @@ async fn two_instances_share_every_kind_of_state() {
     for instance in [&a, &b, &a, &b] {
         assert_eq!(x.get(&instance.url("/limited")).await.0, StatusCode::OK);
     }
-    assert_eq!(x.get(&a.url("/limited")).await.0, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(x.get(&b.url("/limited")).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        x.get(&a.url("/limited")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        x.get(&b.url("/limited")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 
     // Session: signed in on A, recognised on B.
     assert_eq!(x.post(&a.url("/login/alice")).await.0, StatusCode::OK);
@@ -438,7 +447,11 @@ async fn redis_stopped_mid_test_fails_closed_and_recovers() {
     ];
     for (method, path) in needs_store.clone() {
         let (status, body) = x.send(method.clone(), &app.url(path)).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {path}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{method} {path}: {body}"
+        );
         assert_eq!(
             body,
             json!({ "error": { "code": "internal", "message": "internal error" } }),
@@ -446,7 +459,10 @@ async fn redis_stopped_mid_test_fails_closed_and_recovers() {
         );
     }
     // ... and the cause is in the log.
-    assert!(logs_contain("device layer failure"), "the failure is logged");
+    assert!(
+        logs_contain("device layer failure"),
+        "the failure is logged"
+    );
     assert!(logs_contain("redis error"), "the log names the store");
 
     // Redis comes back (empty: it keeps nothing on disk). The app recovers by itself.
@@ -457,7 +473,10 @@ async fn redis_stopped_mid_test_fails_closed_and_recovers() {
         if status == StatusCode::OK {
             break;
         }
-        assert!(Instant::now() < deadline, "the store did not recover: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "the store did not recover: {status}"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
     for (method, path) in needs_store {
@@ -470,7 +489,10 @@ async fn redis_stopped_mid_test_fails_closed_and_recovers() {
         assert_eq!(status, expected, "{method} {path} after recovery: {body}");
     }
     let (status, cart) = x.get(&app.url("/cart")).await;
-    assert_eq!((status, cart_skus(&cart)), (StatusCode::OK, vec!["mug".to_owned()]));
+    assert_eq!(
+        (status, cart_skus(&cart)),
+        (StatusCode::OK, vec!["mug".to_owned()])
+    );
     let (status, who) = x.get(&app.url("/whoami")).await;
     assert_eq!((status, &who["user"]), (StatusCode::OK, &json!("bob")));
     let (_, me) = x.get(&app.url("/me")).await;
