@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_device::stores::{MokaStore, RedbStore, RedisStore, SledStore, Store};
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
 
@@ -134,6 +134,40 @@ async fn main() {
             let v = &value;
             async move {
                 c.insert(key(i).to_vec(), Arc::from(&v[..])).await;
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
+
+    rows.push(Row {
+        what: "moka cas".into(),
+        ours: measure(rounds, n, |i| {
+            let s = &ours;
+            let v = &value;
+            async move {
+                let _ = s
+                    .compare_and_swap(&key(i), Some(v), Some(v), None)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await,
+        raw: measure(rounds, n, |i| {
+            let c = &raw;
+            let v = &value;
+            async move {
+                use moka::ops::compute::Op;
+                let _ = c
+                    .entry(key(i).to_vec())
+                    .and_compute_with(|e| {
+                        let op = match e {
+                            Some(e) if e.value()[..] == v[..] => Op::Put(Arc::from(&v[..])),
+                            _ => Op::Nop,
+                        };
+                        std::future::ready(op)
+                    })
+                    .await;
             }
         })
         .await,
@@ -313,6 +347,42 @@ async fn main() {
         .await,
         raw: measure(put_rounds, put_n, |i| {
             raw_put(&raw_db, i, &value);
+            async {}
+        })
+        .await,
+        raw_hop: None,
+    });
+    // The same work as the store's CAS: read, compare and write in one durable commit.
+    let raw_cas = |db: &redb::Database, i: usize, v: &[u8]| {
+        let mut w = db.begin_write().unwrap();
+        w.set_two_phase_commit(true);
+        {
+            let mut t = w.open_table(RAW).unwrap();
+            let same = t
+                .get(&key(i)[..])
+                .unwrap()
+                .is_some_and(|cur| cur.value() == v);
+            if same {
+                t.insert(&key(i)[..], v).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    };
+    rows.push(Row {
+        what: "redb cas (1 writer)".into(),
+        ours: measure(put_rounds, put_n, |i| {
+            let s = &ours;
+            let v = &value;
+            async move {
+                let _ = s
+                    .compare_and_swap(&key(i), Some(v), Some(v), None)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await,
+        raw: measure(put_rounds, put_n, |i| {
+            raw_cas(&raw_db, i, &value);
             async {}
         })
         .await,
