@@ -12,9 +12,10 @@
 //! Without them each test prints why it is skipped and returns.
 #![cfg(feature = "redis")]
 
+#[path = "../stores/redis/tests/support/mod.rs"]
+mod support;
+
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,21 +29,10 @@ use actix_web::http::header::{COOKIE, SET_COOKIE};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
-
-fn skip(why: &str) {
-    eprintln!("SKIPPED: {why}; run the tests under `.ci/with-redis` to include them");
-}
+use support::{redis_url, run_prefix, OwnRedis};
 
 fn keyring() -> Keyring {
     Keyring::new(Key::from_secret(&[42; 32]).expect("32-byte key"))
-}
-
-/// A key prefix of this test run's own, so runs sharing a server never meet.
-fn run_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("it-{test}-{}-{nanos}:", std::process::id())
 }
 
 // --- the app every instance runs -------------------------------------------------------
@@ -232,9 +222,7 @@ async fn clear(url: &str, prefix: &str) {
 
 #[actix_web::test]
 async fn two_instances_share_every_kind_of_state() {
-    let Ok(url) = std::env::var("ACTIX_DEVICE_REDIS_URL") else {
-        return skip("ACTIX_DEVICE_REDIS_URL is not set");
-    };
+    let Some(url) = redis_url() else { return };
     let prefix = run_prefix("two-instances");
     seed_flag(&url, &prefix).await;
     let a = Instance::start(&url, &prefix).await;
@@ -343,78 +331,12 @@ fn logs_contain(needle: &str) -> bool {
     String::from_utf8_lossy(&logs).contains(needle)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A redis-server of this test's own, so stopping it disturbs no other test.
-struct OwnRedis {
-    binary: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(binary: &str) -> Self {
-        let mut server = OwnRedis {
-            binary: binary.to_owned(),
-            port: free_port(),
-            dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Starts the server (again) on the same port, with no persistence, and waits for it.
-    fn restart(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server (SIGKILL: no goodbye to its clients) and waits until it is gone.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill redis-server");
-            child.wait().expect("reap redis-server");
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[actix_web::test]
 async fn redis_stopped_mid_test_fails_closed_and_recovers() {
-    let Ok(binary) = std::env::var("ACTIX_DEVICE_REDIS_SERVER") else {
-        return skip("ACTIX_DEVICE_REDIS_SERVER (a redis-server binary) is not set");
+    let Some(mut redis) = OwnRedis::start() else {
+        return;
     };
     captured_logs();
-    let mut redis = OwnRedis::start(&binary);
     let prefix = run_prefix("fault");
     seed_flag(&redis.url(), &prefix).await;
     let app = Instance::start(&redis.url(), &prefix).await;

@@ -136,7 +136,8 @@ fn redacted(url: &str) -> String {
 
 impl RedisConfig {
     /// The prefix of every Redis key this store writes (default `actix-device:`). Give
-    /// each application sharing a Redis its own.
+    /// each application sharing a Redis its own, and none that starts with another's
+    /// (`shop:` and `blog:`, not `app:` and `app:d:`).
     pub fn key_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
         self.prefix = prefix.as_ref().to_vec();
         self
@@ -484,14 +485,19 @@ impl RedisStore {
         call
     }
 
-    /// Removes every key of this store's prefix (data and indexes), in steps that never
-    /// hold the server for long. For tests and for retiring an application's state;
-    /// entries written meanwhile by other instances may survive.
+    /// Removes everything this store holds: its data keys (`{prefix}d:*`, found with
+    /// `SCAN` in steps that never hold the server for long) and its two indexes. For
+    /// tests and for retiring an application's state; entries other instances write
+    /// meanwhile may survive. Returns how many Redis keys it removed.
+    ///
+    /// It matches by prefix, so it also removes the data of another application whose
+    /// prefix starts with this one's followed by `d:`: give applications prefixes that
+    /// do not start with one another.
     pub async fn clear(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         // SCAN's MATCH is a glob: escape the prefix's glob characters.
-        let mut glob = Vec::with_capacity(self.key_prefix().len() + 1);
-        for &b in self.key_prefix() {
+        let mut glob = Vec::with_capacity(self.inner.data_prefix.len() + 2);
+        for &b in &self.inner.data_prefix {
             if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
                 glob.push(b'\\');
             }
@@ -519,10 +525,17 @@ impl RedisStore {
                 removed += n;
             }
             if next == 0 {
-                return Ok(removed);
+                break;
             }
             cursor = next;
         }
+        let n: u64 = redis::cmd("UNLINK")
+            .arg(&self.inner.index)
+            .arg(&self.inner.expiry)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| engine(None, e))?;
+        Ok(removed + n)
     }
 }
 

@@ -1,38 +1,32 @@
 //! The conformance suite against a real Redis server.
 //!
-//! The server's URL comes from `ACTIX_DEVICE_REDIS_URL` (`.ci/redis` starts one and sets
-//! it). Without it the test prints why and returns: it is skipped, not passed silently.
+//! The server's URL comes from `ACTIX_DEVICE_REDIS_URL` (`.ci/with-redis` starts one and
+//! sets it). Without it the test prints why and returns: skipped, never passed silently.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
+use std::sync::Mutex;
 
 use actix_device_redis::RedisStore;
 use actix_device_store::testkit::{self, Harness};
-use actix_device_store::{async_trait, Clock, ManualClock, SystemClock};
-
-/// The Redis URL, or `None` (with the reason printed) when the tests must skip.
-fn redis_url() -> Option<String> {
-    match std::env::var("ACTIX_DEVICE_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "SKIPPED: ACTIX_DEVICE_REDIS_URL is not set; start a server with \
-                 `source .ci/redis` (or point it at one) to run the Redis tests"
-            );
-            None
-        }
-    }
-}
+use actix_device_store::{async_trait, ManualClock};
+use support::{redis_url, run_prefix};
 
 struct Redis {
     url: String,
-    /// A prefix of this run's own, so runs sharing a server never meet.
     run: String,
-    next: AtomicUsize,
+    /// Every prefix handed out, to clear them at the end.
+    prefixes: Mutex<Vec<String>>,
 }
 
 impl Redis {
-    fn prefix(&self, n: usize) -> String {
-        format!("{}:{n}:", self.run)
+    async fn connect(&self, prefix: &str, clock: ManualClock) -> RedisStore {
+        RedisStore::builder(&self.url)
+            .key_prefix(prefix)
+            .clock(clock)
+            .connect()
+            .await
+            .expect("redis connects")
     }
 }
 
@@ -40,51 +34,39 @@ impl Redis {
 impl Harness for Redis {
     type Store = RedisStore;
 
+    /// Each store gets a prefix of its own: a fresh, empty namespace on the shared server.
     async fn open(&self, clock: ManualClock) -> RedisStore {
-        let n = self.next.fetch_add(1, Ordering::SeqCst);
-        RedisStore::builder(&self.url)
-            .key_prefix(self.prefix(n))
-            .clock(clock)
-            .connect()
-            .await
-            .expect("redis connects")
+        let prefix = {
+            let mut all = self.prefixes.lock().unwrap();
+            let prefix = format!("{}{}:", self.run, all.len());
+            all.push(prefix.clone());
+            prefix
+        };
+        self.connect(&prefix, clock).await
     }
 
     /// Redis keeps the data, not the client: a new connection with the same prefix must
     /// see every write and its expiry.
     async fn reopen(&self, store: RedisStore, clock: ManualClock) -> Option<RedisStore> {
-        let prefix = store.key_prefix().to_vec();
+        let prefix = String::from_utf8(store.key_prefix().to_vec()).unwrap();
         drop(store);
-        Some(
-            RedisStore::builder(&self.url)
-                .key_prefix(prefix)
-                .clock(clock)
-                .connect()
-                .await
-                .expect("redis reconnects"),
-        )
+        Some(self.connect(&prefix, clock).await)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_passes_the_conformance_suite() {
     let Some(url) = redis_url() else { return };
-    let run = format!(
-        "conformance-{}-{}",
-        std::process::id(),
-        SystemClock.now_millis()
-    );
     let harness = Redis {
-        url: url.clone(),
-        run: run.clone(),
-        next: 0.into(),
+        url,
+        run: run_prefix("conformance"),
+        prefixes: Mutex::new(Vec::new()),
     };
     testkit::run_suite(&harness).await;
     // Leave the server as we found it.
-    let cleaner = RedisStore::builder(&url)
-        .key_prefix(format!("{run}:"))
-        .connect()
-        .await
-        .unwrap();
-    assert!(cleaner.clear().await.unwrap() > 0);
+    let prefixes = harness.prefixes.lock().unwrap().clone();
+    for prefix in prefixes {
+        let store = harness.connect(&prefix, ManualClock::starting_now()).await;
+        store.clear().await.unwrap();
+    }
 }
