@@ -50,7 +50,9 @@
 //! round trip that reports whether the server is reachable.
 //!
 //! The connection is one multiplexed connection per store (clones share it), managed
-//! by the client's `ConnectionManager`: commands time out after
+//! by the client's `ConnectionManager`, whose driver task runs on the tokio runtime that
+//! called [`RedisConfig::connect`]: connect inside the runtime that lives as long as the
+//! server (in `#[actix_web::main]`, before `HttpServer::new`); every worker can use it. commands time out after
 //! [`RedisConfig::response_timeout`], and a dropped connection is re-established on the
 //! next command. While Redis is unreachable every call fails with
 //! [`StoreError::Backend`] (the source is the Redis client's error); the store recovers
@@ -414,8 +416,9 @@ struct Expiry {
 }
 
 impl RedisStore {
-    /// A configuration for the server at `url` (`redis://[user:password@]host:port/db`,
-    /// or `rediss://` for TLS if the client was built with it).
+    /// A configuration for the server at `url` (`redis://[user:password@]host:port/db`;
+    /// `rediss://` for TLS once the application enables the `redis` crate's
+    /// `tokio-rustls-comp` or `tokio-native-tls-comp` feature).
     pub fn builder(url: impl Into<String>) -> RedisConfig {
         RedisConfig {
             url: url.into(),
