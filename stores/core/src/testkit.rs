@@ -32,11 +32,15 @@
 //! concurrency checks spawn tokio tasks: run the suite on a multi-threaded runtime so
 //! they really race.
 
+use std::any::Any;
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 
 use crate::{
     BatchOp, CasOutcome, ManualClock, Store, StoreError, MAX_KEY_LEN, MAX_SCAN_LIMIT, MAX_VALUE_LEN,
@@ -65,13 +69,20 @@ fn clock() -> ManualClock {
     ManualClock::new(1_900_000_000_000)
 }
 
-/// Runs every check, printing each name as it starts.
+/// Runs every check in turn, printing each name as it starts. A failing check panics
+/// with its name and the broken assertion: `conformance check `scan_...` failed: ...`.
 pub async fn run_suite<H: Harness>(h: &H) {
     macro_rules! check {
         ($($name:ident),* $(,)?) => {
             $(
                 eprintln!("conformance: {}", stringify!($name));
-                $name(h).await;
+                if let Err(panic) = AssertUnwindSafe($name(h)).catch_unwind().await {
+                    panic!(
+                        "conformance check `{}` failed: {}",
+                        stringify!($name),
+                        panic_message(panic.as_ref())
+                    );
+                }
             )*
         };
     }
@@ -92,6 +103,16 @@ pub async fn run_suite<H: Harness>(h: &H) {
         failed_batch_leaves_nothing,
         flushed_writes_survive_reopen,
     );
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "(a panic without a message)"
+    }
 }
 
 /// get / put / delete round trips, overwrite, delete of a missing key.
@@ -217,6 +238,10 @@ pub async fn ttl_hides_expired_entries_everywhere<H: Harness>(h: &H) {
     let page = s.scan_prefix(b"t/", None, 100).await.unwrap();
     assert_eq!(page.entries, vec![(b"t/forever".to_vec(), b"f".to_vec())]);
     assert_eq!(page.next, None);
+    // "t/get", "t/ins" and "t/scan" sort after "t/forever" but are expired: no next page.
+    let page = s.scan_prefix(b"t/", None, 1).await.unwrap();
+    assert_eq!(page.entries, vec![(b"t/forever".to_vec(), b"f".to_vec())]);
+    assert_eq!(page.next, None, "only expired entries follow: no cursor");
     assert_eq!(
         s.compare_and_swap(b"t/cas", Some(b"v"), Some(b"w"), None)
             .await
@@ -285,10 +310,16 @@ pub async fn purge_removes_expired_entries<H: Harness>(h: &H) {
 /// 16 tasks race to insert one key: exactly one wins, and its value stays.
 pub async fn insert_if_absent_race_has_one_winner<H: Harness>(h: &H) {
     let s = Arc::new(h.open(clock()).await);
+    // All 16 start together, so they really race.
+    let start = Arc::new(tokio::sync::Barrier::new(16));
     let tasks: Vec<_> = (0..16u8)
         .map(|i| {
             let s = Arc::clone(&s);
-            tokio::spawn(async move { (i, s.insert_if_absent(b"race", &[i], None).await.unwrap()) })
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                (i, s.insert_if_absent(b"race", &[i], None).await.unwrap())
+            })
         })
         .collect();
     let mut winners = Vec::new();
@@ -530,48 +561,91 @@ pub async fn scan_pages_neither_skip_nor_repeat_under_inserts<H: Harness>(h: &H)
     }
 }
 
-/// A concurrent reader sees all of a batch or none of it.
+/// Concurrent readers see all of a batch or none of it: a scan never mixes two batches,
+/// and a reader that has seen a batch's write under one key never sees an older value
+/// under another. Batch deletes and batch TTLs work like their single-key forms.
 pub async fn batch_is_all_or_nothing_for_readers<H: Harness>(h: &H) {
-    let s = Arc::new(h.open(clock()).await);
-    let keys: Vec<Vec<u8>> = (0..8).map(|i| format!("b/{i}").into_bytes()).collect();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let s = Arc::clone(&s);
-        let done = Arc::clone(&done);
-        tokio::spawn(async move {
-            let mut observations = 0u32;
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                let page = s.scan_prefix(b"b/", None, 100).await.unwrap();
-                let generations: BTreeSet<Vec<u8>> =
-                    page.entries.into_iter().map(|(_, v)| v).collect();
-                assert!(
-                    generations.len() <= 1,
-                    "a reader saw two batches mixed: {generations:?}"
-                );
-                observations += 1;
-                tokio::task::yield_now().await;
-            }
-            observations
-        })
-    };
-    for generation in 0..50u32 {
-        let value = generation.to_be_bytes().to_vec();
-        let ops = keys
-            .iter()
+    const KEYS: usize = 64;
+    const GENERATIONS: u32 = 150;
+    let c = clock();
+    let s = Arc::new(h.open(c.clone()).await);
+    let keys: Vec<Vec<u8>> = (0..KEYS)
+        .map(|i| format!("b/{i:03}").into_bytes())
+        .collect();
+    let batch_of = |generation: u32| -> Vec<BatchOp> {
+        keys.iter()
             .map(|k| BatchOp::Put {
                 key: k.clone(),
-                value: value.clone(),
+                value: generation.to_be_bytes().to_vec(),
                 ttl: None,
             })
-            .collect();
-        s.batch(ops).await.unwrap();
+            .collect()
+    };
+    let generation_of = |v: &[u8]| u32::from_be_bytes(v.try_into().expect("4-byte generation"));
+    s.batch(batch_of(0)).await.unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    // The writer starts once all three readers are running.
+    let started = Arc::new(tokio::sync::Barrier::new(4));
+    let scanners: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, done, started) = (Arc::clone(&s), Arc::clone(&done), Arc::clone(&started));
+            tokio::spawn(async move {
+                started.wait().await;
+                let mut last = 0u32;
+                while !done.load(Ordering::SeqCst) {
+                    let page = s.scan_prefix(b"b/", None, 100).await.unwrap();
+                    assert_eq!(page.entries.len(), KEYS, "a scan lost keys of a batch");
+                    let seen: BTreeSet<u32> =
+                        page.entries.iter().map(|(_, v)| generation_of(v)).collect();
+                    assert_eq!(seen.len(), 1, "a scan saw two batches mixed: {seen:?}");
+                    let now = seen.into_iter().next().unwrap_or_default();
+                    assert!(now >= last, "a scan went back from batch {last} to {now}");
+                    last = now;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let getter = {
+        let (s, done, started) = (Arc::clone(&s), Arc::clone(&done), Arc::clone(&started));
+        let (first, last_key) = (keys[0].clone(), keys[KEYS - 1].clone());
+        tokio::spawn(async move {
+            started.wait().await;
+            // Reads alternate between the batch's first and last key. Every batch writes
+            // both, with increasing generations, so an atomic store's answers never
+            // decrease, whichever order it applies a batch in.
+            let mut last = 0u32;
+            while !done.load(Ordering::SeqCst) {
+                for key in [&first, &last_key] {
+                    let v = s.get(key).await.unwrap().expect("batched key present");
+                    let now = generation_of(&v);
+                    assert!(
+                        now >= last,
+                        "after batch {last} was seen, {:?} still held batch {now}",
+                        String::from_utf8_lossy(key)
+                    );
+                    last = now;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    started.wait().await;
+    for generation in 1..=GENERATIONS {
+        s.batch(batch_of(generation)).await.unwrap();
     }
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let observations = reader.await.expect("reader");
-    assert!(observations > 0);
+    done.store(true, Ordering::SeqCst);
+    for reader in scanners.into_iter().chain([getter]) {
+        reader.await.expect("reader");
+    }
     let page = s.scan_prefix(b"b/", None, 100).await.unwrap();
-    assert_eq!(page.entries.len(), 8);
-    assert!(page.entries.iter().all(|(_, v)| *v == 49u32.to_be_bytes()));
+    assert_eq!(page.entries.len(), KEYS);
+    assert!(page
+        .entries
+        .iter()
+        .all(|(_, v)| generation_of(v) == GENERATIONS));
+
     // deletes in a batch
     let ops = keys
         .iter()
@@ -584,6 +658,25 @@ pub async fn batch_is_all_or_nothing_for_readers<H: Harness>(h: &H) {
         .unwrap()
         .entries
         .is_empty());
+
+    // TTLs in a batch
+    let ops = vec![
+        BatchOp::Put {
+            key: b"bt/short".to_vec(),
+            value: b"s".to_vec(),
+            ttl: Some(Duration::from_secs(5)),
+        },
+        BatchOp::Put {
+            key: b"bt/long".to_vec(),
+            value: b"l".to_vec(),
+            ttl: None,
+        },
+    ];
+    s.batch(ops).await.unwrap();
+    c.advance(Duration::from_secs(5));
+    assert_eq!(s.get(b"bt/short").await.unwrap(), None, "batch TTL applies");
+    assert_eq!(s.get(b"bt/long").await.unwrap().as_deref(), Some(&b"l"[..]));
+    assert_eq!(s.purge_expired().await.unwrap(), 1);
 }
 
 /// A batch with one invalid write fails and writes nothing.

@@ -38,7 +38,7 @@
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use actix_device_store::{
@@ -131,6 +131,7 @@ impl SledConfig {
                 clock: self.clock,
                 flush_every_write: self.flush_every_write,
                 path,
+                scan_vs_batch: RwLock::new(()),
             }),
         })
     }
@@ -143,6 +144,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     flush_every_write: bool,
     path: PathBuf,
+    /// Scans hold it shared for their whole walk, batches exclusively while their
+    /// transaction commits. sled serialises a transaction against single reads, but its
+    /// iterators are not isolated from transactions between steps: without this lock a
+    /// scan could see half a batch. (It guards no data, so a poisoned lock still works.)
+    scan_vs_batch: RwLock<()>,
 }
 
 /// A [`Store`] on a sled database directory.
@@ -251,12 +257,20 @@ impl SledStore {
     ) -> Result<T, StoreError> {
         self.blocking(move |inner| {
             let now = inner.clock.now_millis();
+            // A multi-key write (`key` is None) keeps scans out while it commits.
+            let exclusive = key.is_none().then(|| {
+                inner
+                    .scan_vs_batch
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+            });
             let out = (&inner.data, &inner.expiry)
                 .transaction(|(data, expiry)| body(data, expiry, now))
                 .map_err(|e| match e {
                     TransactionError::Abort(e) => e,
                     TransactionError::Storage(e) => engine(key.as_deref(), e),
                 })?;
+            drop(exclusive);
             if inner.flush_every_write {
                 inner.db.flush().map_err(|e| engine(key.as_deref(), e))?;
             }
@@ -364,6 +378,10 @@ impl Store for SledStore {
                 _ => Bound::Included(prefix.clone()),
             };
             let mut page = ScanPage::default();
+            let _no_batch_meanwhile = inner
+                .scan_vs_batch
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             for item in inner.data.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
                 let (k, v) = item.map_err(|e| engine(None, e))?;
                 if !k.starts_with(&prefix) {
