@@ -186,14 +186,14 @@ impl Browser {
     }
 }
 
+/// The cart's SKUs, in the order they were first added.
 fn cart_skus(cart: &Value) -> Vec<String> {
-    serde_json::to_string(cart)
-        .ok()
-        .map(|text| {
-            ["tea", "mug", "kettle"]
-                .into_iter()
-                .filter(|sku| text.contains(&format!("\"{sku}\"")))
-                .map(str::to_owned)
+    cart["lines"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|line| line["sku"].as_str().map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default()

@@ -88,6 +88,12 @@ const PURGE_CHUNK: usize = 1_000;
 /// years) are capped for Redis, while the envelope keeps the exact expiry.
 const MAX_PX: u64 = 1 << 51;
 
+/// Appends a delete to a call of the `apply` script (the op takes five arguments, as
+/// a put does).
+fn push_delete(call: &mut redis::ScriptInvocation<'_>, key: &[u8]) {
+    call.arg("d").arg(key).arg("").arg("").arg("");
+}
+
 fn engine(key: Option<&[u8]>, e: RedisError) -> StoreError {
     StoreError::backend(BACKEND, key, e)
 }
@@ -125,15 +131,18 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// `redis://host:port/db` without user name or password, for messages and logs.
+/// What messages and logs call a URL that does not parse.
+const UNPARSABLE: &str = "(unparsable Redis URL)";
+
+/// `host:port/db` of the client's server: no user name, no password.
+fn server_name(client: &Client) -> String {
+    let info = client.get_connection_info();
+    format!("{}/{}", info.addr(), info.redis_settings().db())
+}
+
+/// [`server_name`] of `url`, for a configuration not yet connected.
 fn redacted(url: &str) -> String {
-    match Client::open(url) {
-        Ok(client) => {
-            let info = client.get_connection_info();
-            format!("{}/{}", info.addr(), info.redis_settings().db())
-        }
-        Err(_) => "(unparsable Redis URL)".to_owned(),
-    }
+    Client::open(url).map_or_else(|_| UNPARSABLE.to_owned(), |c| server_name(&c))
 }
 
 impl RedisConfig {
@@ -179,8 +188,9 @@ impl RedisConfig {
     /// Connects and checks the server answers. A malformed URL or an unreachable server
     /// is [`StoreError::Open`] naming the server (never the password).
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let server = redacted(&self.url);
-        let client = Client::open(self.url.as_str()).map_err(|e| StoreError::open(&server, e))?;
+        let client =
+            Client::open(self.url.as_str()).map_err(|e| StoreError::open(UNPARSABLE, e))?;
+        let server = server_name(&client);
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout))
@@ -194,16 +204,14 @@ impl RedisConfig {
             .query_async(&mut conn)
             .await
             .map_err(|e| StoreError::open(&server, e))?;
-        let mut data_prefix = self.prefix.clone();
-        data_prefix.extend_from_slice(b"d:");
-        let mut index = self.prefix.clone();
-        index.push(b'i');
-        let mut expiry = self.prefix;
-        expiry.push(b'e');
+        let data_prefix = [&self.prefix[..], b"d:"].concat();
+        let index = [&self.prefix[..], b"i"].concat();
+        let expiry = [&self.prefix[..], b"e"].concat();
         Ok(RedisStore {
             conn,
             inner: Arc::new(Inner {
                 server,
+                prefix: self.prefix,
                 data_prefix,
                 index,
                 expiry,
@@ -383,6 +391,9 @@ impl Scripts {
 
 struct Inner {
     server: String,
+    /// The configured key prefix; the three below are it plus `d:`, `i` and `e`, kept
+    /// so no call builds them again.
+    prefix: Vec<u8>,
     data_prefix: Vec<u8>,
     index: Vec<u8>,
     expiry: Vec<u8>,
@@ -445,7 +456,7 @@ impl RedisStore {
     /// The prefix of every Redis key this store writes.
     #[must_use]
     pub fn key_prefix(&self) -> &[u8] {
-        &self.inner.index[..self.inner.index.len() - 1]
+        &self.inner.prefix
     }
 
     fn now(&self) -> u64 {
@@ -486,6 +497,31 @@ impl RedisStore {
             .arg(&self.inner.data_prefix[..])
             .arg(now);
         call
+    }
+
+    /// Appends a put to a call of the `apply` script.
+    fn push_put(
+        &self,
+        call: &mut redis::ScriptInvocation<'_>,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+        now: u64,
+    ) {
+        let e = self.expiry(value, ttl, now);
+        call.arg("p").arg(key).arg(e.envelope).arg(e.px).arg(e.at);
+    }
+
+    /// Runs a call of the `apply` script; returns how many of its deletes found an
+    /// entry. `key` names the single key written, for errors.
+    async fn apply(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+        key: Option<&[u8]>,
+    ) -> Result<u64, StoreError> {
+        call.invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| engine(key, e))
     }
 
     /// Removes everything this store holds: its data keys (`{prefix}d:*`, found with
@@ -561,24 +597,19 @@ impl Store for RedisStore {
     }
 
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
-        self.batch(vec![BatchOp::Put {
-            key: key.to_vec(),
-            value: value.to_vec(),
-            ttl,
-        }])
-        .await
+        check_key(key)?;
+        check_value(key, value)?;
+        let now = self.now();
+        let mut call = self.invocation(&self.inner.scripts.apply, now);
+        self.push_put(&mut call, key, value, ttl, now);
+        self.apply(&call, Some(key)).await.map(drop)
     }
 
     async fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
-        let now = self.now();
-        let mut call = self.invocation(&self.inner.scripts.apply, now);
-        call.arg("d").arg(key).arg("").arg("").arg("");
-        let found: u64 = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| engine(Some(key), e))?;
-        Ok(found > 0)
+        let mut call = self.invocation(&self.inner.scripts.apply, self.now());
+        push_delete(&mut call, key);
+        Ok(self.apply(&call, Some(key)).await? > 0)
     }
 
     async fn insert_if_absent(
@@ -685,25 +716,16 @@ impl Store for RedisStore {
         if ops.is_empty() {
             return Ok(());
         }
-        let single = (ops.len() == 1).then(|| ops[0].key().to_vec());
         let now = self.now();
         let mut call = self.invocation(&self.inner.scripts.apply, now);
-        for op in ops {
+        for op in &ops {
             match op {
-                BatchOp::Put { key, value, ttl } => {
-                    let e = self.expiry(&value, ttl, now);
-                    call.arg("p").arg(key).arg(e.envelope).arg(e.px).arg(e.at);
-                }
-                BatchOp::Delete { key } => {
-                    call.arg("d").arg(key).arg("").arg("").arg("");
-                }
+                BatchOp::Put { key, value, ttl } => self.push_put(&mut call, key, value, *ttl, now),
+                BatchOp::Delete { key } => push_delete(&mut call, key),
             }
         }
-        let _found: u64 = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| engine(single.as_deref(), e))?;
-        Ok(())
+        let single = (ops.len() == 1).then(|| ops[0].key());
+        self.apply(&call, single).await.map(drop)
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {

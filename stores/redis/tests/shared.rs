@@ -19,6 +19,16 @@ async fn connect(url: &str, prefix: &str) -> RedisStore {
         .expect("redis connects")
 }
 
+/// How many live entries under `dev/` the store lists.
+async fn devices(store: &RedisStore) -> usize {
+    store
+        .scan_prefix(b"dev/", None, 10)
+        .await
+        .unwrap()
+        .entries
+        .len()
+}
+
 /// `n` stores on the same prefix, each with a connection of its own.
 async fn clients(url: &str, prefix: &str, n: usize) -> Vec<RedisStore> {
     let mut out = Vec::with_capacity(n);
@@ -140,22 +150,8 @@ async fn prefixes_keep_applications_apart() {
         blog.get(b"dev/1").await.unwrap().as_deref(),
         Some(&b"blog"[..])
     );
-    assert_eq!(
-        shop.scan_prefix(b"dev/", None, 10)
-            .await
-            .unwrap()
-            .entries
-            .len(),
-        1
-    );
-    assert_eq!(
-        blog.scan_prefix(b"dev/", None, 10)
-            .await
-            .unwrap()
-            .entries
-            .len(),
-        2
-    );
+    assert_eq!(devices(&shop).await, 1);
+    assert_eq!(devices(&blog).await, 2);
     assert!(
         !shop.delete(b"dev/2").await.unwrap(),
         "blog's key is not shop's"
@@ -176,14 +172,7 @@ async fn prefixes_keep_applications_apart() {
         blog.get(b"dev/1").await.unwrap().as_deref(),
         Some(&b"blog"[..])
     );
-    assert_eq!(
-        blog.scan_prefix(b"dev/", None, 10)
-            .await
-            .unwrap()
-            .entries
-            .len(),
-        2
-    );
+    assert_eq!(devices(&blog).await, 2);
     blog.clear().await.unwrap();
 }
 
