@@ -34,7 +34,7 @@
 //! | [`Mode::Signed`] (default) | yes (base64) | no (keyed BLAKE3, 128-bit tag) | 62 B |
 //! | [`Mode::Sealed`] | no (XChaCha20-Poly1305) | no | 94 B |
 //!
-//! The token format is described in [`token`].
+//! The token format is described in `docs/token-format.md` and [`token`].
 //!
 //! # Rotating keys
 //!
@@ -46,53 +46,89 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
-mod api_error;
-mod carts;
-mod client_ip;
-mod config;
-pub mod cookie_header;
-mod data_rights;
-mod device_id;
-mod events;
-mod extract;
-mod flags;
-mod keyring;
-mod metrics;
-mod middleware;
-mod rate_limit;
-pub mod record;
-mod registry;
-mod routes;
-mod sessions;
-pub mod token;
+mod core;
+mod http;
+mod identity;
 
 pub use actix_device_store::{Clock, ManualClock, SystemClock};
 pub use actix_web::cookie::SameSite;
-pub use api_error::ApiError;
-pub use carts::{Cart, CartLine, CartOwner, CartRecord, Carts, CartsBuilder};
-pub use client_ip::{client_ip, TrustedProxies};
-pub use config::{ConfigError, ConsentFn, DeviceTracking, DeviceTrackingBuilder, RejectPolicy};
-pub use data_rights::DataRights;
-pub use device_id::{compare_device_ids, DeviceId, IdGenerator, ParseDeviceIdError, UuidV7};
-pub use events::{DeviceEvents, HookError, NoEvents, SessionEvent};
-pub use extract::{DeviceContext, DeviceControl, DeviceError, Reissue};
-pub use flags::{DeviceFlags, FlagDefinition, Flags, Override, FULL_ROLLOUT};
-pub use keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
-pub use metrics::{Metrics, MetricsSnapshot};
-pub use rate_limit::{Decision, Quota, RateLimit};
-pub use registry::{
-    DeviceRecord, Devices, DevicesBuilder, EvictionPolicy, Permissions, RequestInfo, Revocation,
-    RevokeReason,
+
+// The identity layer: the middleware, its configuration and extractors.
+pub use identity::client::{ForwardedHeader, RequestInfo, TrustedProxies};
+pub use identity::config::{
+    ConsentFn, DeviceObserver, DeviceTracking, DeviceTrackingBuilder, RejectPolicy,
 };
-pub use sessions::{
-    CurrentSession, EndReason, SessionRecord, SessionStatus, Sessions, SessionsBuilder,
-    TrustedDevice,
+pub use identity::cookie::{ConfigError, CookieConfig};
+pub use identity::cookie_header::HeaderLimits;
+pub use identity::device_id::{
+    compare_device_ids, DeviceId, IdGenerator, ParseDeviceIdError, UuidV7,
 };
-pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
+pub use identity::error::DeviceError;
+pub use identity::extract::{DeviceContext, DeviceControl, Reissue};
+pub use identity::keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
+pub use identity::metrics::{Metrics, MetricsSnapshot};
+pub use identity::token::{Mode, Rejected};
+
+// The services' shared context and errors, the HTTP extractors and guards.
+pub use crate::core::context::ServiceContext;
+pub use crate::core::error::ServiceError;
+pub use crate::core::sessions::CurrentSession;
+pub use http::auth::{Caller, SignedIn};
+pub use http::carts::Cart;
+pub use http::error::ApiError;
+pub use http::flags::DeviceFlags;
+pub use http::guard::CrossSiteGuard;
+pub use http::rate_limit::RateLimit;
+pub use http::routes::DeviceApi;
+pub use http::sessions::{Sessions, TrustedDevice};
+
+/// The device registry: records, trust, permissions, revocation, event hooks, data
+/// rights.
+pub mod devices {
+    pub use crate::core::data_rights::DataRights;
+    pub use crate::core::devices::{Devices, DevicesBuilder};
+    pub use crate::core::events::{DeviceEvents, HookError, NoEvents, SessionEvent};
+    pub use crate::core::model::{
+        DeviceRecord, EvictionPolicy, Permissions, Revocation, RevokeReason,
+    };
+    pub use crate::http::routes::DeviceApi;
+}
+
+/// Login sessions bound to devices.
+pub mod sessions {
+    pub use crate::core::model::{EndReason, SessionRecord, SessionStatus};
+    pub use crate::core::sessions::CurrentSession;
+    pub use crate::http::sessions::{Sessions, SessionsBuilder, TrustedDevice};
+}
+
+/// Per-device carts that follow the user at login.
+pub mod carts {
+    pub use crate::core::carts::{CartLine, CartOwner, CartRecord, Carts, CartsBuilder};
+    pub use crate::http::carts::Cart;
+}
+
+/// Feature flags and A/B experiments with stable bucketing.
+pub mod flags {
+    pub use crate::core::flags::{
+        FlagDefinition, Flags, FlagsBuilder, Override, Subject, FULL_ROLLOUT,
+    };
+    pub use crate::http::flags::{admin_routes, DeviceFlags};
+}
+
+/// Rate limits (GCRA) and daily quotas.
+pub mod limits {
+    pub use crate::core::limits::{Decision, Limit, Quota};
+    pub use crate::http::rate_limit::{RateLimit, RateLimitBuilder};
+}
 
 /// The [`Store`](stores::Store) trait and, by cargo feature, the backends: `moka`
 /// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`), `redis` (`RedisStore`, shared
 /// by several app instances).
+///
+/// Moka evicts under memory pressure: it suits development, tests and data you can lose
+/// (carts, limits). Do not keep sessions and trusted devices on it in production unless it
+/// is sized never to evict: an evicted device record looks like an untrusted device, and
+/// its sessions stop passing the check.
 pub mod stores {
     #[cfg(feature = "moka")]
     pub use actix_device_moka::{MokaConfig, MokaStore};
@@ -103,4 +139,22 @@ pub mod stores {
     #[cfg(feature = "sled")]
     pub use actix_device_sled::{SledConfig, SledStore};
     pub use actix_device_store::*;
+}
+
+/// The token codec, for the fuzz targets and the property tests.
+#[doc(hidden)]
+pub use identity::token;
+
+/// The raw `Cookie` reader, for the fuzz targets and the property tests.
+#[doc(hidden)]
+pub use identity::cookie_header;
+
+/// Stored records, for the fuzz targets.
+#[doc(hidden)]
+pub use crate::core::record;
+
+/// Decoders of the private records, for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::core::fuzz_private_records as decode_private_records;
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use actix_device_store::{CasOutcome, KeyName, Store};
 
-use crate::api_error::ApiError;
+use crate::core::error::ServiceError;
 
 /// A value the library stores under a key.
 pub trait Record: Serialize + DeserializeOwned {
@@ -123,7 +123,7 @@ pub enum Change<T> {
 }
 
 /// How many times [`Records::update`] retries a lost compare-and-swap race before
-/// answering [`ApiError::Conflict`].
+/// answering [`ServiceError::Conflict`].
 const MAX_CAS_ATTEMPTS: usize = 64;
 
 impl Records {
@@ -140,7 +140,7 @@ impl Records {
     }
 
     /// The record under `key`, if any.
-    pub async fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
+    pub async fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, ServiceError> {
         match self.store.get(key).await? {
             Some(bytes) => Ok(Some(decode(key, &bytes)?)),
             None => Ok(None),
@@ -153,7 +153,7 @@ impl Records {
         key: &[u8],
         record: &T,
         ttl: Option<Duration>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         Ok(self.store.put(key, &encode(record), ttl).await?)
     }
 
@@ -165,10 +165,10 @@ impl Records {
         key: &[u8],
         ttl: Option<Duration>,
         mut step: F,
-    ) -> Result<Option<T>, ApiError>
+    ) -> Result<Option<T>, ServiceError>
     where
         T: Record + Clone,
-        F: FnMut(Option<T>) -> Result<Change<T>, ApiError>,
+        F: FnMut(Option<T>) -> Result<Change<T>, ServiceError>,
     {
         let mut raw = self.store.get(key).await?;
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -187,7 +187,7 @@ impl Records {
                 CasOutcome::Conflict { current } => raw = current,
             }
         }
-        Err(ApiError::Conflict(
+        Err(ServiceError::Conflict(
             "too many concurrent updates of one record",
         ))
     }

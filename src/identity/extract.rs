@@ -3,12 +3,14 @@
 use std::future::{ready, Ready};
 use std::time::SystemTime;
 
-use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use std::net::IpAddr;
 
-use crate::device_id::DeviceId;
-use crate::token::Rejected;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+use crate::identity::device_id::DeviceId;
+use crate::identity::error::DeviceError;
+use crate::identity::token::Rejected;
 
 /// Why the middleware minted a new token for this response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +40,54 @@ pub struct DeviceContext {
     pub key_id: Option<u32>,
     /// When the browser's token was minted; `None` for new ids and plain tokens.
     pub issued_at: Option<SystemTime>,
+    /// Other valid device tokens the browser sent beside the one taken as [`id`](Self::id)
+    /// (a stray cookie from an old `Path` or `Domain`, or one tossed in by a sibling
+    /// subdomain). Non-empty means the identity is ambiguous: the services then bind,
+    /// rotate and revoke nothing on its account.
+    pub others: Vec<DeviceId>,
+    /// The client address, as the configured trusted proxies report it.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl DeviceContext {
+    /// Whether the browser sent more than one valid device token.
+    #[must_use]
+    pub fn is_ambiguous(&self) -> bool {
+        !self.others.is_empty()
+    }
+
+    /// Whether `id` is among the valid device tokens the browser sent.
+    #[must_use]
+    pub fn presented(&self, id: &DeviceId) -> bool {
+        self.id == *id || self.others.contains(id)
+    }
 }
 
 /// Marks a request the middleware saw but did not track (no consent). A tracked request
 /// is marked by its [`DeviceContext`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NoConsent;
+
+/// Marks a request whose `Cookie` header was past the limits without the device cookie
+/// in the part read: no id was minted for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unreadable;
+
+/// Cookies queued by services during a request; the `DeviceTracking` middleware writes
+/// them on the way out.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PendingCookies(pub(crate) Vec<actix_web::cookie::Cookie<'static>>);
+
+/// Queues `cookie` for the response to `req`.
+pub(crate) fn queue_cookie(req: &HttpRequest, cookie: actix_web::cookie::Cookie<'static>) {
+    let mut ext = req.extensions_mut();
+    match ext.get_mut::<PendingCookies>() {
+        Some(pending) => pending.0.push(cookie),
+        None => {
+            ext.insert(PendingCookies(vec![cookie]));
+        }
+    }
+}
 
 /// A handler's request to change the device cookie, applied on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,57 +119,11 @@ impl DeviceControl {
         self.req.extensions_mut().insert(DeviceAction::Forget);
     }
 
-    /// Replaces the device id with a fresh one (a new cookie with a new id).
+    /// Replaces the device id with a fresh one (a new cookie with a new id). The
+    /// middleware's registry hook hears of it, so a signed-in browser keeps its session
+    /// and its trust under the new id (see `DeviceTrackingBuilder::registry`).
     pub fn renew(&self) {
         self.req.extensions_mut().insert(DeviceAction::Renew);
-    }
-}
-
-/// An error from the device layer, answered as JSON
-/// `{"error":{"code":"...","message":"..."}}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DeviceError {
-    /// A handler asked for the device but the `DeviceTracking` middleware is not installed
-    /// around it. A server bug, hence 500.
-    #[error("no DeviceTracking middleware: wrap the App or scope with `.wrap(DeviceTracking::new(keyring))`")]
-    MiddlewareMissing,
-    /// The browser has not consented to tracking, so there is no device id (403).
-    #[error("this browser has not consented to device tracking")]
-    NoConsent,
-    /// The device cookie did not verify and the middleware refuses such requests (401).
-    #[error("the device cookie was rejected ({})", .0.code())]
-    Rejected(Rejected),
-}
-
-impl DeviceError {
-    /// The stable `code` of the JSON body.
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            DeviceError::MiddlewareMissing => "device_tracking_missing",
-            DeviceError::NoConsent => "device_consent_required",
-            DeviceError::Rejected(_) => "device_rejected",
-        }
-    }
-}
-
-impl ResponseError for DeviceError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            DeviceError::MiddlewareMissing => StatusCode::INTERNAL_SERVER_ERROR,
-            DeviceError::NoConsent => StatusCode::FORBIDDEN,
-            DeviceError::Rejected(_) => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let DeviceError::MiddlewareMissing = self {
-            tracing::error!("{self}");
-        }
-        HttpResponse::build(self.status_code()).json(serde_json::json!({
-            "error": { "code": self.code(), "message": self.to_string() }
-        }))
     }
 }
 
@@ -136,6 +134,8 @@ fn lookup<T: Clone + 'static>(req: &HttpRequest) -> Result<T, DeviceError> {
     }
     if ext.contains::<NoConsent>() {
         Err(DeviceError::NoConsent)
+    } else if ext.contains::<Unreadable>() {
+        Err(DeviceError::Unreadable)
     } else {
         Err(DeviceError::MiddlewareMissing)
     }

@@ -1,6 +1,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::token::Rejected;
+use crate::identity::token::Rejected;
 
 /// Operator counters of a [`DeviceTracking`](crate::DeviceTracking) middleware, shared by
 /// every worker. Read them with [`DeviceTracking::metrics`](crate::DeviceTracking::metrics).

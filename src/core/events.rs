@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::device_id::DeviceId;
-use crate::registry::{DeviceRecord, EvictionPolicy, Revocation};
+use crate::core::model::{DeviceRecord, EvictionPolicy, Revocation};
+use crate::identity::device_id::DeviceId;
 
 /// An error from a hook. It is logged and never breaks the request.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;

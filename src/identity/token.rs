@@ -26,8 +26,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::device_id::DeviceId;
-use crate::keyring::{Key, Keyring};
+use crate::identity::device_id::DeviceId;
+use crate::identity::keyring::{Key, Keyring};
 
 /// How the device id is carried in the cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

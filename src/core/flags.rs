@@ -5,20 +5,37 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use actix_device_store::{Clock, Store, SystemClock};
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Scope};
 use serde::{Deserialize, Serialize};
 
-use crate::api_error::ApiError;
-use crate::device_id::DeviceId;
-use crate::record::{decode, Change, Record, Records};
+use crate::core::context::ServiceContext;
+use crate::core::error::{Result, ServiceError};
+use crate::core::keys::{flags_prefix, Key};
+use crate::core::record::{decode, Change, Record};
+use crate::identity::device_id::DeviceId;
 
 /// Rollouts are in basis points: 10,000 is everyone.
 pub const FULL_ROLLOUT: u16 = 10_000;
 const MAX_KEY: usize = 64;
 const MAX_LIST: usize = 10_000;
-const DEF_PREFIX: &[u8] = b"flag/";
+
+/// Who a flag is evaluated for: the bucket follows the user when one is signed in (so
+/// all their devices see one variant), the device otherwise. Allow, deny and override
+/// lists always name devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject<'a> {
+    /// The device asking.
+    pub device: &'a DeviceId,
+    /// The signed-in user, if the bucket should follow them.
+    pub user: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    /// An anonymous device.
+    #[must_use]
+    pub fn device(device: &'a DeviceId) -> Self {
+        Self { device, user: None }
+    }
+}
 
 /// A per-device override, for QA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,8 +102,8 @@ impl FlagDefinition {
         }
     }
 
-    fn validate(&self) -> Result<(), ApiError> {
-        let bad = |m: &str| Err(ApiError::InvalidBody(m.to_owned()));
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(ServiceError::Invalid(m.to_owned()));
         if self.key.is_empty()
             || self.key.len() > MAX_KEY
             || !self
@@ -134,15 +151,22 @@ impl FlagDefinition {
         Ok(())
     }
 
-    /// The device's bucket for rollouts: 0..10,000.
-    fn rollout_bucket(&self, device: &DeviceId) -> u64 {
-        bucket_hash(&self.salt, &self.key, "rollout", device) % u64::from(FULL_ROLLOUT)
+    /// The subject's bucket for rollouts: 0..10,000.
+    fn rollout_bucket(&self, subject: Subject<'_>) -> u64 {
+        bucket_hash(&self.salt, &self.key, "rollout", subject) % u64::from(FULL_ROLLOUT)
     }
 
-    /// Evaluates the flag for `device`: `None` when off, `Some(variant)` when on (the
-    /// variant is `"on"` for flags without variants).
+    /// Evaluates the flag for an anonymous `device`: `None` when off, `Some(variant)` when
+    /// on (the variant is `"on"` for flags without variants).
     #[must_use]
     pub fn evaluate(&self, device: &DeviceId) -> Option<String> {
+        self.evaluate_for(Subject::device(device))
+    }
+
+    /// Evaluates the flag for `subject`.
+    #[must_use]
+    pub fn evaluate_for(&self, subject: Subject<'_>) -> Option<String> {
+        let device = subject.device;
         if self.deny.contains(device) {
             return None;
         }
@@ -154,26 +178,26 @@ impl FlagDefinition {
         {
             Some(Override::Off) => return None,
             Some(Override::Variant(v)) => return Some(v.clone()),
-            Some(Override::On) => return Some(self.variant(device)),
+            Some(Override::On) => return Some(self.variant(subject)),
             None => {}
         }
         if self.allow.contains(device) {
-            return Some(self.variant(device));
+            return Some(self.variant(subject));
         }
-        if !self.enabled || self.rollout_bucket(device) >= u64::from(self.rollout_bp) {
+        if !self.enabled || self.rollout_bucket(subject) >= u64::from(self.rollout_bp) {
             return None;
         }
-        Some(self.variant(device))
+        Some(self.variant(subject))
     }
 
     /// The variant `device` gets when the flag is on. Its own hash, independent of the
     /// rollout's, so raising the rollout never moves anyone between variants.
-    fn variant(&self, device: &DeviceId) -> String {
+    fn variant(&self, subject: Subject<'_>) -> String {
         let total: u64 = self.variants.iter().map(|(_, w)| u64::from(*w)).sum();
         if total == 0 {
             return "on".to_owned();
         }
-        let mut point = bucket_hash(&self.salt, &self.key, "variant", device) % total;
+        let mut point = bucket_hash(&self.salt, &self.key, "variant", subject) % total;
         for (name, weight) in &self.variants {
             if point < u64::from(*weight) {
                 return name.clone();
@@ -187,17 +211,29 @@ impl FlagDefinition {
     }
 }
 
-/// Keyed BLAKE3 of (flag key, purpose, device id), keyed by the flag's salt: uniform,
+/// Keyed BLAKE3 of (flag key, purpose, subject), keyed by the flag's salt: uniform,
 /// independent across flags, and not a function of the id's text (whose UUIDv7 prefix
-/// is time, so a modulo of it would correlate buckets with sign-up time).
-fn bucket_hash(salt: &str, key: &str, purpose: &str, device: &DeviceId) -> u64 {
+/// is time, so a modulo of it would correlate buckets with sign-up time). A user's
+/// bucket uses its own purpose string, so it never equals any device's.
+fn bucket_hash(salt: &str, key: &str, purpose: &str, subject: Subject<'_>) -> u64 {
     let derived = blake3::derive_key("actix-device 2026-11 flag bucket v1", salt.as_bytes());
     let mut h = blake3::Hasher::new_keyed(&derived);
+    let user_purpose;
+    let purpose = match subject.user {
+        Some(_) => {
+            user_purpose = format!("{purpose}/user");
+            user_purpose.as_str()
+        }
+        None => purpose,
+    };
     for part in [key.as_bytes(), purpose.as_bytes()] {
         h.update(&(part.len() as u64).to_be_bytes());
         h.update(part);
     }
-    h.update(device.as_bytes());
+    match subject.user {
+        Some(user) => h.update(user.as_bytes()),
+        None => h.update(subject.device.as_bytes()),
+    };
     let out = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&out.as_bytes()[..8]);
@@ -205,7 +241,7 @@ fn bucket_hash(salt: &str, key: &str, purpose: &str, device: &DeviceId) -> u64 {
 }
 
 fn flag_key(key: &str) -> Vec<u8> {
-    [DEF_PREFIX, key.as_bytes()].concat()
+    Key::Flag(key.to_owned()).encode()
 }
 
 struct Cache {
@@ -214,11 +250,52 @@ struct Cache {
 }
 
 struct FlagsInner {
-    records: Records,
+    context: ServiceContext,
     cache: RwLock<Cache>,
     refresh: Duration,
-    clock: Arc<dyn Clock>,
+    by_user: bool,
     reload: tokio::sync::Mutex<()>,
+}
+
+/// Configuration of [`Flags`].
+#[must_use]
+#[derive(Debug)]
+pub struct FlagsBuilder {
+    context: ServiceContext,
+    refresh: Duration,
+    by_user: bool,
+}
+
+impl FlagsBuilder {
+    /// Reload definitions from the store at most this often (default 10 s), so changes
+    /// made by other instances arrive within it.
+    pub fn refresh(mut self, every: Duration) -> Self {
+        self.refresh = every;
+        self
+    }
+
+    /// Whether a signed-in user's buckets follow the user, so all their devices see one
+    /// variant (default `true`). Anonymous visitors are bucketed per device either way.
+    pub fn bucket_by_user(mut self, on: bool) -> Self {
+        self.by_user = on;
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> Flags {
+        Flags {
+            inner: Arc::new(FlagsInner {
+                context: self.context,
+                cache: RwLock::new(Cache {
+                    flags: HashMap::new(),
+                    loaded_at: None,
+                }),
+                refresh: self.refresh,
+                by_user: self.by_user,
+                reload: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
 }
 
 /// Feature flags stored in the store and cached in memory.
@@ -240,37 +317,36 @@ impl fmt::Debug for Flags {
 }
 
 impl Flags {
-    /// Flags on `store`, refreshed from it at most every `refresh` interval.
-    #[must_use]
-    pub fn new(store: Arc<dyn Store>, refresh: Duration) -> Self {
-        Self::with_clock(store, refresh, SystemClock)
+    /// Flags with the defaults.
+    pub fn new(context: &ServiceContext) -> Self {
+        Self::builder(context).build()
     }
 
-    /// [`Flags::new`] with a clock (for tests).
-    #[must_use]
-    pub fn with_clock(store: Arc<dyn Store>, refresh: Duration, clock: impl Clock) -> Self {
-        Self {
-            inner: Arc::new(FlagsInner {
-                records: Records::new(store),
-                cache: RwLock::new(Cache {
-                    flags: HashMap::new(),
-                    loaded_at: None,
-                }),
-                refresh,
-                clock: Arc::new(clock),
-                reload: tokio::sync::Mutex::new(()),
-            }),
+    /// A builder.
+    pub fn builder(context: &ServiceContext) -> FlagsBuilder {
+        FlagsBuilder {
+            context: context.clone(),
+            refresh: Duration::from_secs(10),
+            by_user: true,
         }
     }
 
+    /// Whether signed-in users are bucketed by user id.
+    #[must_use]
+    pub fn buckets_by_user(&self) -> bool {
+        self.inner.by_user
+    }
+
     /// Loads every definition from the store into the cache.
-    pub async fn reload(&self) -> Result<(), ApiError> {
+    pub async fn reload(&self) -> Result<()> {
         let _one_at_a_time = self.inner.reload.lock().await;
-        let store = self.inner.records.store();
+        let store = self.inner.context.store();
         let mut flags = HashMap::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let page = store.scan_prefix(DEF_PREFIX, after.as_deref(), 500).await?;
+            let page = store
+                .scan_prefix(flags_prefix(), after.as_deref(), 500)
+                .await?;
             for (key, value) in &page.entries {
                 let def: FlagDefinition = decode(key, value)?;
                 flags.insert(def.key.clone(), def);
@@ -280,7 +356,7 @@ impl Flags {
                 None => break,
             }
         }
-        let now = self.inner.clock.now_millis();
+        let now = self.inner.context.now();
         let mut cache = self
             .inner
             .cache
@@ -292,8 +368,8 @@ impl Flags {
     }
 
     /// Reloads if the cache is older than the refresh interval.
-    pub async fn refresh_if_stale(&self) -> Result<(), ApiError> {
-        let now = self.inner.clock.now_millis();
+    pub async fn refresh_if_stale(&self) -> Result<()> {
+        let now = self.inner.context.now();
         let stale = {
             let cache = self
                 .inner
@@ -336,18 +412,19 @@ impl Flags {
     }
 
     /// Creates or replaces a definition.
-    pub async fn upsert(&self, def: FlagDefinition) -> Result<(), ApiError> {
+    pub async fn upsert(&self, def: FlagDefinition) -> Result<()> {
         def.validate()?;
         self.inner
-            .records
+            .context
+            .records()
             .put(&flag_key(&def.key), &def, None)
             .await?;
         self.reload().await
     }
 
     /// Deletes a definition; returns whether it existed.
-    pub async fn delete(&self, key: &str) -> Result<bool, ApiError> {
-        let existed = self.inner.records.store().delete(&flag_key(key)).await?;
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let existed = self.inner.context.store().delete(&flag_key(key)).await?;
         self.reload().await?;
         Ok(existed)
     }
@@ -358,12 +435,13 @@ impl Flags {
         key: &str,
         device: DeviceId,
         value: Option<Override>,
-    ) -> Result<FlagDefinition, ApiError> {
+    ) -> Result<FlagDefinition> {
         let updated = self
             .inner
-            .records
+            .context
+            .records()
             .update::<FlagDefinition, _>(&flag_key(key), None, |current| {
-                let mut def = current.ok_or(ApiError::FlagNotFound)?;
+                let mut def = current.ok_or(ServiceError::FlagNotFound)?;
                 def.overrides.retain(|(d, _)| *d != device);
                 if let Some(v) = value.clone() {
                     def.overrides.push((device, v));
@@ -372,13 +450,13 @@ impl Flags {
                 Ok(Change::Write(def))
             })
             .await?
-            .ok_or(ApiError::FlagNotFound)?;
+            .ok_or(ServiceError::FlagNotFound)?;
         self.reload().await?;
         Ok(updated)
     }
 
     /// Removes `device` from every flag's allow, deny and override lists (for erasure).
-    pub async fn forget_device(&self, device: DeviceId) -> Result<(), ApiError> {
+    pub async fn forget_device(&self, device: DeviceId) -> Result<()> {
         self.reload().await?;
         for def in self.list() {
             let mentions = def.allow.contains(&device)
@@ -388,7 +466,8 @@ impl Flags {
                 continue;
             }
             self.inner
-                .records
+                .context
+                .records()
                 .update::<FlagDefinition, _>(&flag_key(&def.key), None, |current| {
                     let Some(mut def) = current else {
                         return Ok(Change::Keep);
@@ -421,130 +500,20 @@ impl Flags {
     /// Evaluates flag `key` for `device`: `None` when off or unknown.
     #[must_use]
     pub fn evaluate(&self, key: &str, device: &DeviceId) -> Option<String> {
+        self.evaluate_for(key, Subject::device(device))
+    }
+
+    /// Evaluates flag `key` for `subject`: `None` when off or unknown.
+    #[must_use]
+    pub fn evaluate_for(&self, key: &str, subject: Subject<'_>) -> Option<String> {
         let cache = self
             .inner
             .cache
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.flags.get(key).and_then(|def| def.evaluate(device))
-    }
-
-    /// The admin API under `path` (mount it behind your own authentication):
-    /// `GET /` lists, `PUT /{key}` creates or replaces (body: a [`FlagDefinition`]),
-    /// `DELETE /{key}` deletes, `PUT /{key}/overrides/{device}` (body: `"on"`, `"off"` or
-    /// `{"variant":"name"}`) and `DELETE /{key}/overrides/{device}` manage overrides.
-    #[must_use]
-    pub fn admin_routes(&self, path: &str) -> Scope {
-        web::scope(path)
-            .app_data(web::Data::new(self.clone()))
-            .route("", web::get().to(admin_list))
-            .route("/", web::get().to(admin_list))
-            .route("/{key}", web::put().to(admin_put))
-            .route("/{key}", web::delete().to(admin_delete))
-            .route("/{key}/overrides/{device}", web::put().to(admin_override))
-            .route(
-                "/{key}/overrides/{device}",
-                web::delete().to(admin_clear_override),
-            )
-    }
-}
-
-async fn admin_list(flags: web::Data<Flags>) -> Result<HttpResponse, ApiError> {
-    flags.reload().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "flags": flags.list() })))
-}
-
-async fn admin_put(
-    flags: web::Data<Flags>,
-    key: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let def: FlagDefinition =
-        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
-    if def.key != *key {
-        return Err(ApiError::InvalidBody(
-            "the body's key differs from the path's".to_owned(),
-        ));
-    }
-    flags.upsert(def.clone()).await?;
-    Ok(HttpResponse::Ok().json(def))
-}
-
-async fn admin_delete(
-    flags: web::Data<Flags>,
-    key: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    if flags.delete(&key).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::FlagNotFound)
-    }
-}
-
-async fn admin_override(
-    flags: web::Data<Flags>,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let (key, device) = path.into_inner();
-    let device: DeviceId = device.parse().map_err(|_| ApiError::DeviceNotFound)?;
-    let value: Override =
-        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
-    let def = flags.set_override(&key, device, Some(value)).await?;
-    Ok(HttpResponse::Ok().json(def))
-}
-
-async fn admin_clear_override(
-    flags: web::Data<Flags>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (key, device) = path.into_inner();
-    let device: DeviceId = device.parse().map_err(|_| ApiError::DeviceNotFound)?;
-    let def = flags.set_override(&key, device, None).await?;
-    Ok(HttpResponse::Ok().json(def))
-}
-
-/// The flags of the request's device, evaluated from the cache. Needs `web::Data<Flags>`
-/// in app data and the `DeviceTracking` middleware; without a device every flag is off.
-#[derive(Debug, Clone)]
-pub struct DeviceFlags {
-    device: Option<DeviceId>,
-    flags: Flags,
-}
-
-impl DeviceFlags {
-    /// Whether flag `key` is on for this device.
-    #[must_use]
-    pub fn is_enabled(&self, key: &str) -> bool {
-        self.variant(key).is_some()
-    }
-
-    /// The variant of `key` for this device (`"on"` for flags without variants), or
-    /// `None` when off.
-    #[must_use]
-    pub fn variant(&self, key: &str) -> Option<String> {
-        self.device
-            .as_ref()
-            .and_then(|d| self.flags.evaluate(key, d))
-    }
-}
-
-impl FromRequest for DeviceFlags {
-    type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let flags = req.app_data::<web::Data<Flags>>().map(|f| Flags::clone(f));
-        let device = req.extensions().get::<DeviceId>().copied();
-        Box::pin(async move {
-            let flags = flags.ok_or(ApiError::Misconfigured(
-                "no Flags in app data: add .app_data(web::Data::new(flags))",
-            ))?;
-            if let Err(e) = flags.refresh_if_stale().await {
-                // A store hiccup keeps the last good definitions rather than failing requests.
-                tracing::error!(error = %e, "flag definitions could not be refreshed");
-            }
-            Ok(DeviceFlags { device, flags })
-        })
+        cache
+            .flags
+            .get(key)
+            .and_then(|def| def.evaluate_for(subject))
     }
 }

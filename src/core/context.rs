@@ -1,0 +1,86 @@
+//! What every service shares: typed access to the store, the clock, the event hooks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix_device_store::{Clock, Store, SystemClock};
+
+use crate::core::events::{DeviceEvents, NoEvents};
+use crate::core::record::Records;
+
+/// The store, clock and event hooks every service is built on.
+///
+/// Build one and hand it to each service, so they all read the same store with the same
+/// clock and report to the same hooks:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use actix_device::stores::{Store, MokaStore};
+/// use actix_device::ServiceContext;
+/// use actix_device::devices::Devices;
+/// use actix_device::carts::Carts;
+/// # fn demo(store: Arc<dyn Store>) {
+/// let context = ServiceContext::new(store);
+/// let devices = Devices::new(&context);
+/// let carts = Carts::new(&context);
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ServiceContext {
+    records: Records,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn DeviceEvents>,
+}
+
+impl fmt::Debug for ServiceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceContext").finish_non_exhaustive()
+    }
+}
+
+impl ServiceContext {
+    /// A context on `store` with the system clock and no hooks.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            records: Records::new(store),
+            clock: Arc::new(SystemClock),
+            events: Arc::new(NoEvents),
+        }
+    }
+
+    /// Reads time from `clock` (for tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Reports to `events`.
+    pub fn events(mut self, events: impl DeviceEvents) -> Self {
+        self.events = Arc::new(events);
+        self
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.records.store()
+    }
+
+    pub(crate) fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub(crate) fn hooks(&self) -> &dyn DeviceEvents {
+        &*self.events
+    }
+
+    pub(crate) fn clock_arc(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
+    /// Now, in milliseconds since the epoch.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_millis()
+    }
+}

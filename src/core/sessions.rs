@@ -1,0 +1,353 @@
+//! Login sessions bound to a device: the rules, with no HTTP (the `http` layer reads the
+//! cookie and the headers and calls this).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use crate::core::carts::Carts;
+use crate::core::context::ServiceContext;
+use crate::core::devices::{is_trusted_by, Devices};
+use crate::core::error::{Result, ServiceError};
+use crate::core::events::{report, SessionEvent};
+use crate::core::keys::{Key, TokenHash};
+use crate::core::model::{DeviceRecord, EndReason, SessionRecord, SessionStatus};
+use crate::core::record::Change;
+use crate::core::session_records::{end_session, RETENTION};
+use crate::identity::client::RequestInfo;
+use crate::identity::device_id::DeviceId;
+use crate::identity::extract::DeviceContext;
+
+const TOKEN_LEN: usize = 32;
+const TOKEN_TEXT_LEN: usize = 43;
+
+/// Timeouts and policies of the sessions.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionConfig {
+    pub(crate) idle_timeout: Duration,
+    pub(crate) absolute_timeout: Duration,
+    pub(crate) deny_on_fingerprint_change: bool,
+    pub(crate) touch_interval: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(7 * 24 * 3600),
+            deny_on_fingerprint_change: false,
+            touch_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The signed-in user of a request, checked against the server's session record and
+/// its device's trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CurrentSession {
+    /// The user.
+    pub user_id: String,
+    /// The session's device (one the request presented).
+    pub device_id: DeviceId,
+    /// The session record.
+    pub record: SessionRecord,
+    /// The device's record, as of this check: trusted by the user.
+    pub device: DeviceRecord,
+    pub(crate) hash: TokenHash,
+}
+
+impl CurrentSession {
+    /// The first 8 bytes of the session token's hash, hex: enough to correlate logs,
+    /// useless for replay.
+    #[must_use]
+    pub fn session_ref(&self) -> String {
+        hex::encode(&self.hash[..8])
+    }
+}
+
+/// A session just started: the token for the cookie (never stored), and the session.
+#[derive(Debug, Clone)]
+pub(crate) struct NewSession {
+    pub(crate) token: String,
+    pub(crate) session: CurrentSession,
+}
+
+/// What a request presents to a session check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Presented<'a> {
+    pub(crate) hash: TokenHash,
+    pub(crate) device: &'a DeviceContext,
+    pub(crate) fingerprint: [u8; 32],
+}
+
+/// The session rules over the registry: login, check, logout, server-side revocation.
+#[derive(Clone)]
+pub(crate) struct SessionService {
+    devices: Devices,
+    carts: Option<Carts>,
+    config: Arc<SessionConfig>,
+}
+
+impl fmt::Debug for SessionService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionService {
+    pub(crate) fn new(devices: Devices, carts: Option<Carts>, config: SessionConfig) -> Self {
+        Self {
+            devices,
+            carts,
+            config: Arc::new(config),
+        }
+    }
+
+    pub(crate) fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
+    fn ctx(&self) -> &ServiceContext {
+        self.devices.context()
+    }
+
+    /// Signs `user_id` in on the presenting device: ends the browser's previous session
+    /// and every session of the device (fixation), binds the device under the device
+    /// limit, merges its cart, stores a new session. Refused when the browser presents
+    /// several device identities: nothing is bound on an ambiguous identity.
+    pub(crate) async fn login(
+        &self,
+        device: &DeviceContext,
+        user_id: &str,
+        info: &RequestInfo,
+        fingerprint: [u8; 32],
+        previous: Option<TokenHash>,
+    ) -> Result<NewSession> {
+        if device.is_ambiguous() {
+            return Err(ServiceError::AmbiguousDevice);
+        }
+        if let Some(hash) = previous {
+            end_session(self.ctx(), &hash, EndReason::Rotated).await?;
+        }
+        let device_id = device.id;
+        crate::core::session_records::end_device_sessions(
+            self.ctx(),
+            &device_id,
+            EndReason::Rotated,
+        )
+        .await?;
+        let record = self.devices.bind(device_id, user_id, info).await?;
+        if let Some(carts) = &self.carts {
+            carts.merge_into_user(device_id, user_id).await?;
+        }
+        self.start(record, user_id, fingerprint).await
+    }
+
+    /// Stores a new session for the bound `device` and hands out its token.
+    async fn start(
+        &self,
+        device: DeviceRecord,
+        user_id: &str,
+        fingerprint: [u8; 32],
+    ) -> Result<NewSession> {
+        let mut token = [0u8; TOKEN_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut token);
+        let hash = *blake3::hash(&token).as_bytes();
+        let now = self.ctx().now();
+        let record = SessionRecord {
+            user_id: user_id.to_owned(),
+            device_id: device.id,
+            created_at: now,
+            last_seen: now,
+            expires_at: now.saturating_add(millis(self.config.absolute_timeout)),
+            idle_timeout_ms: millis(self.config.idle_timeout),
+            status: SessionStatus::Active,
+            fingerprint,
+        };
+        let ttl = Some(self.config.absolute_timeout + RETENTION);
+        // An empty marker under `dev/{device}/sess/{hash}`: the device holds this session.
+        self.ctx()
+            .store()
+            .put(&Key::DeviceSession(device.id, hash).encode(), &[], ttl)
+            .await?;
+        self.ctx()
+            .records()
+            .put(&Key::Session(hash).encode(), &record, ttl)
+            .await?;
+        Ok(NewSession {
+            token: URL_SAFE_NO_PAD.encode(token),
+            session: CurrentSession {
+                user_id: user_id.to_owned(),
+                device_id: device.id,
+                record,
+                device,
+                hash,
+            },
+        })
+    }
+
+    /// Checks a presented session: known, active, within both timeouts, on a device the
+    /// request presented, and that device still trusted by the user (so a revocation
+    /// whose later steps failed or raced still holds).
+    ///
+    /// A token presented by another device revokes the session and raises the hijack
+    /// event, unless the request carries several device identities: then it is refused
+    /// (`ambiguous_device`) and nothing is revoked, since a tossed cookie must not log the
+    /// victim out. A changed fingerprint raises the suspicious-session event.
+    pub(crate) async fn check(&self, presented: Presented<'_>) -> Result<CurrentSession> {
+        let key = Key::Session(presented.hash).encode();
+        let record: SessionRecord = self
+            .ctx()
+            .records()
+            .get(&key)
+            .await?
+            .ok_or(ServiceError::NotSignedIn)?;
+        let now = self.ctx().now();
+        match record.status_at(now) {
+            SessionStatus::Active => {}
+            SessionStatus::Revoked { .. } => return Err(ServiceError::SessionRevoked),
+            SessionStatus::Expired => return Err(ServiceError::SessionExpired),
+        }
+        self.check_device(&record, &presented).await?;
+        let device = self.trusted_device(&record).await?;
+        self.check_fingerprint(&record, &presented).await?;
+        let record = self.touch(&key, record, now).await?;
+        Ok(CurrentSession {
+            user_id: record.user_id.clone(),
+            device_id: record.device_id,
+            record,
+            device,
+            hash: presented.hash,
+        })
+    }
+
+    /// The session's device must be among the ones the request presented.
+    async fn check_device(&self, record: &SessionRecord, presented: &Presented<'_>) -> Result<()> {
+        let context = presented.device;
+        if record.device_id.ct_eq(&context.id) || context.others.contains(&record.device_id) {
+            return Ok(());
+        }
+        if context.is_ambiguous() {
+            return Err(ServiceError::AmbiguousDevice);
+        }
+        end_session(self.ctx(), &presented.hash, EndReason::Hijacked).await?;
+        let event = session_event(record, context.id, &presented.hash);
+        tracing::warn!(session = %event.session_ref, "session token presented by another device");
+        report(
+            "session_hijack",
+            self.ctx().hooks().session_hijack(&event).await,
+        );
+        Err(ServiceError::DeviceMismatch)
+    }
+
+    /// The session's device record, which must still trust the session's user, bound no
+    /// later than the session began.
+    async fn trusted_device(&self, record: &SessionRecord) -> Result<DeviceRecord> {
+        let device = self.devices.get(&record.device_id).await?;
+        match device {
+            Some(d)
+                if is_trusted_by(&d, &record.user_id)
+                    && d.bound_at.is_none_or(|at| at <= record.created_at) =>
+            {
+                Ok(d)
+            }
+            _ => Err(ServiceError::SessionRevoked),
+        }
+    }
+
+    async fn check_fingerprint(
+        &self,
+        record: &SessionRecord,
+        presented: &Presented<'_>,
+    ) -> Result<()> {
+        if bool::from(record.fingerprint.ct_eq(&presented.fingerprint)) {
+            return Ok(());
+        }
+        let event = session_event(record, presented.device.id, &presented.hash);
+        report(
+            "suspicious_session",
+            self.ctx().hooks().suspicious_session(&event).await,
+        );
+        if self.config.deny_on_fingerprint_change {
+            return Err(ServiceError::Suspicious);
+        }
+        Ok(())
+    }
+
+    /// Writes last-seen at most once per touch interval.
+    async fn touch(&self, key: &[u8], record: SessionRecord, now: u64) -> Result<SessionRecord> {
+        if now.saturating_sub(record.last_seen) < millis(self.config.touch_interval) {
+            return Ok(record);
+        }
+        let ttl = Duration::from_millis(record.expires_at.saturating_sub(now)) + RETENTION;
+        self.ctx()
+            .records()
+            .update::<SessionRecord, _>(key, Some(ttl), |current| match current {
+                Some(mut r) if r.status == SessionStatus::Active => {
+                    r.last_seen = r.last_seen.max(now);
+                    Ok(Change::Write(r))
+                }
+                Some(_) => Err(ServiceError::SessionRevoked),
+                None => Err(ServiceError::NotSignedIn),
+            })
+            .await?
+            .ok_or(ServiceError::NotSignedIn)
+    }
+
+    /// Ends session `hash`; returns whether it was active.
+    pub(crate) async fn logout(&self, hash: &TokenHash) -> Result<bool> {
+        end_session(self.ctx(), hash, EndReason::Logout).await
+    }
+
+    /// Ends every session of `user_id` and untrusts every device of the user, with no
+    /// device in hand: for password resets and compromised accounts. Safe to retry.
+    pub(crate) async fn revoke_user(&self, user_id: &str) -> Result<usize> {
+        Ok(self.devices.revoke_user(user_id).await?.len())
+    }
+
+    /// Removes expired entries from the store. Returns how many it removed.
+    pub(crate) async fn sweep(&self) -> Result<u64> {
+        Ok(self.ctx().store().purge_expired().await?)
+    }
+}
+
+/// The hash of a session token as sent in the cookie, if it is well-formed.
+pub(crate) fn token_hash(value: &[u8]) -> Option<TokenHash> {
+    if value.len() != TOKEN_TEXT_LEN {
+        return None;
+    }
+    let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+    let token = <[u8; TOKEN_LEN]>::try_from(raw).ok()?;
+    Some(*blake3::hash(&token).as_bytes())
+}
+
+/// BLAKE3 of the client's User-Agent and Accept-Language, length-prefixed.
+pub(crate) fn fingerprint(user_agent: &[u8], accept_language: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("actix-device 2026-11 session fingerprint v1");
+    for value in [user_agent, accept_language] {
+        hasher.update(&(value.len() as u64).to_be_bytes());
+        hasher.update(value);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+fn session_event(record: &SessionRecord, presented_by: DeviceId, hash: &TokenHash) -> SessionEvent {
+    SessionEvent {
+        user_id: record.user_id.clone(),
+        session_device: record.device_id,
+        presented_by,
+        session_ref: hex::encode(&hash[..8]),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

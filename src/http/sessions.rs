@@ -1,0 +1,436 @@
+//! Login sessions over HTTP: the session cookie, login and logout on a request, and the
+//! session check, run at most once per request and shared by every extractor.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{ACCEPT_LANGUAGE, COOKIE, USER_AGENT};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, Scope};
+
+use crate::core::carts::Carts;
+use crate::core::devices::Devices;
+use crate::core::error::ServiceError;
+use crate::core::keys::TokenHash;
+use crate::core::model::DeviceRecord;
+use crate::core::sessions::{
+    fingerprint, token_hash, CurrentSession, Presented, SessionConfig, SessionService,
+};
+use crate::http::auth::{Caller, SignedIn};
+use crate::http::error::ApiError;
+use crate::http::guard::CrossSiteGuard;
+use crate::http::routes::DeviceApi;
+use crate::identity::client::RequestInfo;
+use crate::identity::config::DeviceObserver;
+use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
+use crate::identity::cookie_header::{values_named, HeaderLimits};
+use crate::identity::device_id::DeviceId;
+use crate::identity::extract::{queue_cookie, DeviceContext};
+
+/// Configuration of [`Sessions`].
+#[must_use]
+pub struct SessionsBuilder {
+    devices: Devices,
+    carts: Option<Carts>,
+    config: SessionConfig,
+    cookie: CookieConfig,
+    guard: Option<CrossSiteGuard>,
+    limits: HeaderLimits,
+}
+
+impl fmt::Debug for SessionsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionsBuilder")
+            .field("cookie", &self.cookie)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionsBuilder {
+    /// A session unused this long expires (default 30 minutes).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+    /// A session expires this long after login, however active (default 7 days); also
+    /// the cookie's max-age.
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config.absolute_timeout = timeout;
+        self
+    }
+    /// Refuse (401 `session_suspicious`) requests whose User-Agent / Accept-Language
+    /// fingerprint differs from the login's (default: only raise the event; browsers
+    /// update themselves and users change languages).
+    pub fn deny_on_fingerprint_change(mut self, deny: bool) -> Self {
+        self.config.deny_on_fingerprint_change = deny;
+        self
+    }
+    /// Write a session's last-seen at most this often (default 1 minute; at most a quarter
+    /// of the idle timeout).
+    pub fn touch_interval(mut self, interval: Duration) -> Self {
+        self.config.touch_interval = interval;
+        self
+    }
+    /// At login, merge the device's cart into the user's (see [`Carts::merge_into_user`]).
+    pub fn carts(mut self, carts: &Carts) -> Self {
+        self.carts = Some(carts.clone());
+        self
+    }
+    /// The cross-site guard of login, logout and the device routes (default
+    /// [`CrossSiteGuard::new`]; `None` turns the check off, for APIs that authenticate
+    /// by other means than cookies).
+    pub fn cross_site(mut self, guard: Option<CrossSiteGuard>) -> Self {
+        self.guard = guard;
+        self
+    }
+    /// Bounds on how much of the `Cookie` header is read for the session cookie (the same
+    /// type the device cookie uses).
+    pub fn header_limits(mut self, limits: HeaderLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the cookie attributes (the same rules as the device cookie's) and builds.
+    pub fn build(mut self) -> Result<Sessions, ConfigError> {
+        if self.config.idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::TooShort("the idle timeout"));
+        }
+        if self.config.absolute_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::TooShort("the absolute timeout"));
+        }
+        self.config.touch_interval = self.config.touch_interval.min(self.config.idle_timeout / 4);
+        let cookie = self
+            .cookie
+            .cookie_max_age(self.config.absolute_timeout)
+            .validate()?;
+        Ok(Sessions {
+            inner: Arc::new(SessionsInner {
+                service: SessionService::new(self.devices, self.carts, self.config),
+                cookie,
+                guard: self.guard,
+                limits: self.limits,
+            }),
+        })
+    }
+}
+
+cookie_setters!(SessionsBuilder);
+
+struct SessionsInner {
+    service: SessionService,
+    cookie: CookieConfig,
+    guard: Option<CrossSiteGuard>,
+    limits: HeaderLimits,
+}
+
+/// Login sessions bound to devices, over HTTP.
+///
+/// Register it as app data (`.app_data(web::Data::new(sessions.clone()))`) so the
+/// [`CurrentSession`] and `TrustedDevice` extractors find it, and give it to
+/// `DeviceTracking::builder(..).registry(sessions.clone())` so renewed ids keep their
+/// sessions. It needs the `DeviceTracking` middleware around the routes that use it:
+/// sessions are bound to the device id, and the middleware writes the session cookie.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<SessionsInner>,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("cookie", &self.inner.cookie.name())
+            .field("service", &self.inner.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in request's device, trusted by its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrustedDevice {
+    /// The user.
+    pub user_id: String,
+    /// The device's record.
+    pub device: DeviceRecord,
+}
+
+/// The outcome of this request's session check, kept in its extensions.
+#[derive(Clone)]
+struct SessionCheck(Rc<Result<CurrentSession, ServiceError>>);
+
+impl Sessions {
+    /// Sessions with the defaults: cookie `__Host-session` (Secure, HttpOnly,
+    /// SameSite=Lax), idle timeout 30 minutes, absolute timeout 7 days, the cross-site
+    /// guard on.
+    #[must_use]
+    pub fn new(devices: &Devices) -> Self {
+        Self::builder(devices)
+            .build()
+            .unwrap_or_else(|e| unreachable!("the default configuration is valid: {e}"))
+    }
+
+    /// A builder with the defaults.
+    pub fn builder(devices: &Devices) -> SessionsBuilder {
+        SessionsBuilder {
+            devices: devices.clone(),
+            carts: None,
+            config: SessionConfig::default(),
+            cookie: CookieConfig::new("session", SessionConfig::default().absolute_timeout),
+            guard: Some(CrossSiteGuard::new()),
+            limits: HeaderLimits::default(),
+        }
+    }
+
+    /// The device registry.
+    #[must_use]
+    pub fn devices(&self) -> &Devices {
+        self.inner.service.devices()
+    }
+
+    /// The session cookie's name, exactly as sent.
+    #[must_use]
+    pub fn cookie_name(&self) -> &str {
+        self.inner.cookie.name()
+    }
+
+    fn guard(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        self.inner.guard.as_ref().map_or(Ok(()), |g| g.check(req))
+    }
+
+    /// Signs `user_id` in on this request's device. The application has checked the
+    /// password (or whatever proves the user); this refuses cross-site requests, ends any
+    /// session the browser held (fixation), binds the device to the user under the device
+    /// limit, stores a new session and queues its cookie on the response.
+    pub async fn login(
+        &self,
+        req: &HttpRequest,
+        user_id: &str,
+    ) -> Result<CurrentSession, ApiError> {
+        self.guard(req)?;
+        let device = device_context(req)?;
+        let info = RequestInfo::new(device.client_ip, req.headers());
+        let new = self
+            .inner
+            .service
+            .login(
+                &device,
+                user_id,
+                &info,
+                request_fingerprint(req),
+                self.cookie_hash(req),
+            )
+            .await?;
+        queue_cookie(req, self.inner.cookie.build(new.token));
+        req.extensions_mut()
+            .insert(SessionCheck(Rc::new(Ok(new.session.clone()))));
+        Ok(new.session)
+    }
+
+    /// Ends the request's session on the server and queues a removal cookie repeating the
+    /// original attributes. A replay of the old token then gets 401.
+    pub async fn logout(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        self.guard(req)?;
+        let hash = self.cookie_hash(req).ok_or(ServiceError::NotSignedIn)?;
+        let ended = self.inner.service.logout(&hash).await?;
+        queue_cookie(req, self.inner.cookie.removal());
+        req.extensions_mut()
+            .insert(SessionCheck(Rc::new(Err(ServiceError::NotSignedIn))));
+        if ended {
+            Ok(())
+        } else {
+            Err(ServiceError::NotSignedIn.into())
+        }
+    }
+
+    /// The request's session, checked once per request (see [`CurrentSession`]); every
+    /// later call and extractor in the same request reads the first check's outcome.
+    pub async fn current(&self, req: &HttpRequest) -> Result<CurrentSession, ApiError> {
+        let cached = req.extensions().get::<SessionCheck>().cloned();
+        let outcome = match cached {
+            Some(check) => check.0,
+            None => match self.check(req).await {
+                Err(e) if e.is_internal() => return Err(e.into()),
+                fresh => {
+                    let outcome = Rc::new(fresh);
+                    req.extensions_mut()
+                        .insert(SessionCheck(Rc::clone(&outcome)));
+                    outcome
+                }
+            },
+        };
+        match &*outcome {
+            Ok(session) => Ok(session.clone()),
+            Err(e) => Err(replay(e)),
+        }
+    }
+
+    async fn check(&self, req: &HttpRequest) -> Result<CurrentSession, ServiceError> {
+        let hash = self.cookie_hash(req).ok_or(ServiceError::NotSignedIn)?;
+        let device = device_context(req).map_err(|_| ServiceError::NoDevice)?;
+        let presented = Presented {
+            hash,
+            device: &device,
+            fingerprint: request_fingerprint(req),
+        };
+        self.inner.service.check(presented).await
+    }
+
+    /// [`current`](Self::current), and the device must be a trusted device of the user
+    /// (it is, for any valid session: the check requires it).
+    pub async fn trusted(&self, req: &HttpRequest) -> Result<TrustedDevice, ApiError> {
+        let session = self.current(req).await?;
+        Ok(TrustedDevice {
+            user_id: session.user_id,
+            device: session.device,
+        })
+    }
+
+    /// Ends every session of `user_id` and untrusts every device of the user, with no
+    /// device in hand: for password resets and compromised accounts. Returns how many
+    /// devices were revoked. Safe to retry.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, ApiError> {
+        Ok(self.inner.service.revoke_user(user_id).await?)
+    }
+
+    /// Removes expired entries from the store (sessions are written with a TTL that ends a
+    /// day after their absolute expiry). Run it periodically; returns how many it removed.
+    pub async fn sweep(&self) -> Result<u64, ApiError> {
+        Ok(self.inner.service.sweep().await?)
+    }
+
+    /// The device-management API under `path` for the signed-in user, with `POST
+    /// /logout` (see [`DeviceApi`]).
+    #[must_use]
+    pub fn routes(&self, path: &str) -> Scope {
+        DeviceApi::new(self.devices(), self.clone())
+            .with_logout(self.clone())
+            .scope(path)
+    }
+
+    /// The hash of the first well-formed session cookie of the request.
+    fn cookie_hash(&self, req: &HttpRequest) -> Option<TokenHash> {
+        let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
+        values_named(
+            headers,
+            self.inner.cookie.name().as_bytes(),
+            self.inner.limits,
+        )
+        .values
+        .into_iter()
+        .find_map(token_hash)
+    }
+}
+
+/// The error a cached check answers again: the same refusal. A store failure is not
+/// cached, so it is never replayed.
+fn replay(e: &ServiceError) -> ApiError {
+    let again = match e {
+        ServiceError::NotSignedIn => ServiceError::NotSignedIn,
+        ServiceError::SessionRevoked => ServiceError::SessionRevoked,
+        ServiceError::SessionExpired => ServiceError::SessionExpired,
+        ServiceError::DeviceMismatch => ServiceError::DeviceMismatch,
+        ServiceError::Suspicious => ServiceError::Suspicious,
+        ServiceError::AmbiguousDevice => ServiceError::AmbiguousDevice,
+        ServiceError::NoDevice => ServiceError::NoDevice,
+        ServiceError::DeviceNotTrusted => ServiceError::DeviceNotTrusted,
+        _ => ServiceError::Conflict("the session check failed earlier in this request"),
+    };
+    again.into()
+}
+
+/// The request's device context, as the middleware left it.
+pub(crate) fn device_context(req: &HttpRequest) -> Result<DeviceContext, ApiError> {
+    req.extensions()
+        .get::<DeviceContext>()
+        .cloned()
+        .ok_or(ApiError::Service(ServiceError::NoDevice))
+}
+
+/// The request's device id, as the middleware left it.
+pub(crate) fn device_id(req: &HttpRequest) -> Option<DeviceId> {
+    req.extensions().get::<DeviceId>().copied()
+}
+
+fn request_fingerprint(req: &HttpRequest) -> [u8; 32] {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default()
+    };
+    fingerprint(header(USER_AGENT), header(ACCEPT_LANGUAGE))
+}
+
+/// The app's [`Sessions`], from app data.
+pub(crate) fn sessions_of(req: &HttpRequest) -> Option<Sessions> {
+    if let Some(s) = req.app_data::<web::Data<Sessions>>() {
+        return Some(Sessions::clone(s));
+    }
+    req.app_data::<Sessions>().cloned()
+}
+
+#[async_trait::async_trait(?Send)]
+impl SignedIn for Sessions {
+    async fn caller(&self, req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+        match self.current(req).await {
+            Ok(s) => Ok(Some(Caller {
+                user_id: s.user_id,
+                device_id: Some(s.device_id),
+            })),
+            Err(ApiError::Service(ServiceError::NotSignedIn)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DeviceObserver for Sessions {
+    async fn returning(&self, context: &DeviceContext, info: &RequestInfo) {
+        self.devices().returning(context, info).await;
+    }
+
+    async fn renewed(&self, old: DeviceId, new: DeviceId) {
+        self.devices().renewed(old, new).await;
+    }
+}
+
+impl FromRequest for CurrentSession {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let sessions = sessions_of(&req).ok_or(ApiError::Misconfigured(
+                "no Sessions in app data: add .app_data(web::Data::new(sessions))",
+            ))?;
+            sessions.current(&req).await
+        })
+    }
+}
+
+impl FromRequest for TrustedDevice {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(api) = req.app_data::<web::Data<DeviceApi>>() {
+                let (user_id, device) = api.caller(&req).await?;
+                return Ok(TrustedDevice { user_id, device });
+            }
+            match sessions_of(&req) {
+                Some(sessions) => sessions.trusted(&req).await,
+                None => Err(ApiError::Misconfigured(
+                    "no Sessions or DeviceApi in app data for TrustedDevice",
+                )),
+            }
+        })
+    }
+}
