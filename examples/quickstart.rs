@@ -29,9 +29,9 @@ async fn main() -> std::io::Result<()> {
     let tracking = DeviceTracking::builder(Keyring::new(key))
         // This example serves plain http on loopback so that `curl -c jar -b jar` works
         // (curl, unlike browsers, never sends Secure cookies over http, even to
-        // localhost). Production keeps the default, Secure, behind TLS, and should add
-        // `.host_prefix()`.
-        .secure(false)
+        // localhost), and so without the __Host- prefix (which requires Secure).
+        // Production keeps the default, Secure with the prefix, behind TLS.
+        .cookie_secure(false)
         .build()
         .map_err(std::io::Error::other)?;
 

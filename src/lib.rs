@@ -77,7 +77,7 @@ pub use http::auth::{Caller, SignedIn};
 pub use http::carts::Cart;
 pub use http::error::ApiError;
 pub use http::flags::DeviceFlags;
-pub use http::guard::CrossSiteGuard;
+pub use http::guard::{require_json, CrossSiteGuard};
 pub use http::rate_limit::RateLimit;
 pub use http::routes::DeviceApi;
 pub use http::sessions::{Sessions, TrustedDevice};

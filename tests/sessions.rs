@@ -8,11 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_device::devices::{
+    DeviceEvents, DeviceRecord, Devices, DevicesBuilder, EvictionPolicy, HookError, Permissions,
+    Revocation, SessionEvent,
+};
 use actix_device::stores::Store;
 use actix_device::{
-    CurrentSession, DeviceEvents, DeviceId, DeviceRecord, DeviceTracking, Devices, DevicesBuilder,
-    EvictionPolicy, HookError, Key, Keyring, ManualClock, Permissions, RequestInfo, Revocation,
-    SessionEvent, Sessions, TrustedDevice,
+    CurrentSession, DeviceId, DeviceTracking, Key, Keyring, ManualClock, RequestInfo,
+    ServiceContext, Sessions, TrustedDevice,
 };
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{ACCEPT_LANGUAGE, COOKIE, SET_COOKIE, USER_AGENT};
@@ -92,13 +95,11 @@ fn env_with(
     deny_on_fingerprint_change: bool,
 ) -> Env {
     let clock = ManualClock::new(START);
-    let devices = configure(
-        Devices::builder(store.clone())
-            .clock(clock.clone())
-            .events(events.clone()),
-    )
-    .build();
-    let sessions = Sessions::builder(devices.clone())
+    let context = ServiceContext::new(store.clone())
+        .clock(clock.clone())
+        .events(events.clone());
+    let devices = configure(Devices::builder(&context)).build();
+    let sessions = Sessions::builder(&devices)
         .idle_timeout(Duration::from_secs(600))
         .absolute_timeout(Duration::from_secs(3600))
         .deny_on_fingerprint_change(deny_on_fingerprint_change)
@@ -177,7 +178,7 @@ impl Browser {
     /// The device id inside this browser's signed device cookie.
     fn device(&self) -> String {
         use base64::Engine as _;
-        let token = self.jar.get("device_id").expect("a device cookie");
+        let token = self.jar.get("__Host-device_id").expect("a device cookie");
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token)
             .expect("base64url");
@@ -615,19 +616,20 @@ async fn sweep_purges_ended_sessions_from_the_store() {
     let clock = ManualClock::new(START);
     for (backend, store, _dir) in common::backends_with_clock(clock.clone()) {
         eprintln!("-- on {backend}");
-        let devices = Devices::builder(store.clone()).clock(clock.clone()).build();
-        let sessions = Sessions::builder(devices.clone())
+        let context = ServiceContext::new(store.clone()).clock(clock.clone());
+        let devices = Devices::new(&context);
+        let sessions = Sessions::builder(&devices)
             .absolute_timeout(Duration::from_secs(3600))
             .build()
             .unwrap();
         let tracking = DeviceTracking::builder(Keyring::new(Key::from_secret(&[3; 32]).unwrap()))
             .clock(clock.clone())
-            .registry(devices)
+            .registry(devices.clone())
             .build()
             .unwrap();
         let env = Env {
             clock: clock.clone(),
-            devices: Devices::new(store.clone()),
+            devices,
             sessions,
             tracking,
             events: Recorded::default(),

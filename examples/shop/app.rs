@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_device::carts::Carts;
+use actix_device::devices::{Devices, EvictionPolicy, Permissions};
+use actix_device::flags::{admin_routes, FlagDefinition, Flags};
+use actix_device::limits::{Limit, Quota};
 use actix_device::stores::{RedbStore, Store};
 use actix_device::{
-    ApiError, Cart, Carts, CurrentSession, DeviceContext, DeviceFlags, DeviceTracking, Devices,
-    EvictionPolicy, FlagDefinition, Flags, Key, Keyring, Permissions, Quota, RateLimit, Sessions,
+    require_json, ApiError, Cart, CrossSiteGuard, CurrentSession, DeviceContext, DeviceFlags,
+    DeviceTracking, Key, Keyring, RateLimit, ServiceContext, Sessions,
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
@@ -48,6 +52,7 @@ pub struct Shop {
     carts: Carts,
     flags: Flags,
     users: Arc<HashMap<String, String>>,
+    login_per_account: RateLimit,
     store: std::sync::Weak<dyn Store>,
 }
 
@@ -58,25 +63,28 @@ pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
     let key = Key::load_or_create(data_dir.join("device.key")).map_err(io::Error::other)?;
     let store: Arc<dyn Store> =
         Arc::new(RedbStore::open(data_dir.join("shop.redb")).map_err(io::Error::other)?);
-    let devices = Devices::builder(store.clone())
+    let context = ServiceContext::new(store.clone());
+    let devices = Devices::builder(&context)
         .max_devices_per_user(5, EvictionPolicy::LeastRecentlySeen)
         // Like most consumer sites: any signed-in device may rename and sign out the
         // user's other devices. (The library's default gives later devices nothing.)
         .default_permissions(Permissions::ALL)
         .touch_interval(Duration::from_secs(60))
         .build();
-    let carts = Carts::new(store.clone());
-    let sessions = Sessions::builder(devices.clone())
-        .secure(secure_cookies)
-        .carts(carts.clone())
+    let carts = Carts::new(&context);
+    // Over plain http (the demo) the cookies cannot be Secure, and so carry no __Host-
+    // prefix; behind TLS both are on by default.
+    let sessions = Sessions::builder(&devices)
+        .cookie_secure(secure_cookies)
+        .carts(&carts)
         .build()
         .map_err(io::Error::other)?;
     let tracking = DeviceTracking::builder(Keyring::new(key))
-        .secure(secure_cookies)
-        .registry(devices)
+        .cookie_secure(secure_cookies)
+        .registry(sessions.clone())
         .build()
         .map_err(io::Error::other)?;
-    let flags = Flags::new(store.clone(), Duration::from_secs(10));
+    let flags = Flags::new(&context);
     seed_flags(&flags).await.map_err(io::Error::other)?;
     let users = DEMO_USERS
         .iter()
@@ -95,6 +103,10 @@ pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
         carts,
         flags,
         users: Arc::new(users),
+        login_per_account: RateLimit::new(
+            "shop-login-account",
+            Limit::InMemory(Quota::per_minute(10)),
+        ),
         store: Arc::downgrade(&store),
     })
 }
@@ -125,19 +137,38 @@ impl Shop {
             .route("/", web::get().to(page))
             .service(
                 web::scope("/api")
-                    .wrap(RateLimit::new("api", Quota::per_minute(600)))
+                    // Unsafe requests from other sites are refused before any handler.
+                    .wrap(CrossSiteGuard::new())
+                    // 600 a minute per returning browser; a client without a valid cookie
+                    // is charged to its address, and no address gets more than 1,200.
+                    .wrap(
+                        RateLimit::builder("shop-api", Limit::InMemory(Quota::per_minute(600)))
+                            .per_address(Quota::per_minute(1_200))
+                            .build(),
+                    )
                     .route("/me", web::get().to(me))
                     .route("/products", web::get().to(products))
                     .route("/cart", web::get().to(cart_get))
                     .route("/cart/items", web::post().to(cart_add))
                     .route("/cart/items/{sku}", web::delete().to(cart_remove))
-                    .route("/login", web::post().to(login))
+                    .service(
+                        // Password guessing: 10 attempts a minute per address (whatever
+                        // cookies it sends), and 10 per account in the handler.
+                        web::resource("/login")
+                            .wrap(
+                                RateLimit::builder(
+                                    "shop-login",
+                                    Limit::InMemory(Quota::per_minute(10)),
+                                )
+                                .per_address(Quota::per_minute(10))
+                                .build(),
+                            )
+                            .route(web::post().to(login)),
+                    )
                     .route("/logout", web::post().to(logout))
                     .service(self.sessions.routes("/devices"))
                     .service(
-                        self.flags
-                            .admin_routes("/admin/flags")
-                            .wrap(from_fn(demo_admin_only)),
+                        admin_routes(&self.flags, "/admin/flags").wrap(from_fn(demo_admin_only)),
                     ),
             );
     }
@@ -222,7 +253,12 @@ struct AddItem {
     qty: u32,
 }
 
-async fn cart_add(cart: Cart, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn cart_add(
+    cart: Cart,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&req)?;
     let item: AddItem =
         serde_json::from_slice(&body).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
     if !PRODUCTS.iter().any(|(sku, _)| *sku == item.sku) {
@@ -247,8 +283,10 @@ async fn login(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    require_json(&req)?;
     let form: LoginForm =
         serde_json::from_slice(&body).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+    shop.login_per_account.charge_key(&form.username).await?;
     let verified = shop.users.get(&form.username).is_some_and(|hash| {
         PasswordHash::new(hash).is_ok_and(|parsed| {
             Argon2::default()

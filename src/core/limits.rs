@@ -127,6 +127,8 @@ pub(crate) enum Subject {
     Device(DeviceId),
     /// A client address (IPv6 grouped by /64: one home or host holds a whole /64).
     Addr(String),
+    /// An application-chosen key (an account name, say).
+    Named(String),
     /// No address known.
     Unknown,
 }
@@ -152,6 +154,7 @@ impl Subject {
         match self {
             Subject::Device(id) => Key::DeviceLimit(*id, name.to_owned()).encode(),
             Subject::Addr(a) => Key::AddrLimit(a.clone(), name.to_owned()).encode(),
+            Subject::Named(k) => Key::AddrLimit(format!("key={k}"), name.to_owned()).encode(),
             Subject::Unknown => Key::AddrLimit("unknown".into(), name.to_owned()).encode(),
         }
     }
@@ -160,6 +163,7 @@ impl Subject {
         match self {
             Subject::Device(id) => Key::DeviceQuota(*id, name.to_owned(), day).encode(),
             Subject::Addr(a) => Key::AddrQuota(a.clone(), name.to_owned(), day).encode(),
+            Subject::Named(k) => Key::AddrQuota(format!("key={k}"), name.to_owned(), day).encode(),
             Subject::Unknown => Key::AddrQuota("unknown".into(), name.to_owned(), day).encode(),
         }
     }
@@ -339,6 +343,15 @@ impl Limiter {
         } else {
             shared
         })
+    }
+
+    /// Counts one request against `key` (an account name, say) instead of a device or an
+    /// address.
+    pub(crate) async fn check_key(&self, key: &str) -> Result<Decision> {
+        let now = self.clock.now_millis();
+        let key: String = key.chars().filter(|c| *c != '/').take(256).collect();
+        self.charge(Subject::Named(key), false, self.quota_or_count(None), now)
+            .await
     }
 
     fn quota_or_count(&self, ceiling: Option<Quota>) -> Budget {

@@ -103,7 +103,7 @@ fn origin_host(origin: &str) -> Option<&str> {
 
 /// Refuses a JSON endpoint's body unless it is declared `application/json`: an HTML form
 /// cannot send that type across sites without a CORS preflight.
-pub(crate) fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let json = req
         .headers()
         .get(CONTENT_TYPE)

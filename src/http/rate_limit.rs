@@ -115,6 +115,18 @@ impl RateLimit {
         }
     }
 
+    /// Charges one request to `key` (an account name under attack, say), whoever sends
+    /// it: `Err(ApiError::RateLimited)` once over the limit. For limits a middleware
+    /// cannot see, such as login attempts per account.
+    pub async fn charge_key(&self, key: &str) -> Result<Decision, ApiError> {
+        let decision = self.limiter.check_key(key).await?;
+        if decision.allowed {
+            Ok(decision)
+        } else {
+            Err(ApiError::RateLimited(decision.retry_after_secs))
+        }
+    }
+
     async fn decide(
         &self,
         req: &ServiceRequest,
