@@ -104,7 +104,6 @@ fn parent<S: Store>(open: &dyn Fn(&Path) -> Result<S, StoreError>) {
     let dir = std::env::temp_dir().join(format!("actix-device-crash-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("crash.db");
-    let exe = std::env::current_exe().expect("own path");
     let mut seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(7, |d| d.as_nanos() as u64)
@@ -115,39 +114,10 @@ fn parent<S: Store>(open: &dyn Fn(&Path) -> Result<S, StoreError>) {
         .build()
         .expect("runtime");
     for cycle in 1..=cycles {
-        let mut child = Command::new(&exe)
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the child starts");
-        let stdout = child.stdout.take().expect("child stdout");
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ack ").map(str::to_owned))
-                .collect::<Vec<String>>()
-        });
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let wait = 150 + seed % 450;
-        std::thread::sleep(Duration::from_millis(wait));
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-        let acked = reader.join().expect("reader");
+        let wait = 150 + next_random(&mut seed) % 450;
+        let acked = kill_a_writer(&path, Duration::from_millis(wait));
         let store = open(&path).expect("the store reopens after the crash");
-        rt.block_on(async {
-            for key in &acked {
-                let got = store.get(key.as_bytes()).await.expect("get");
-                assert_eq!(
-                    got,
-                    Some(value_for(key)),
-                    "cycle {cycle}: acknowledged record {key} lost"
-                );
-            }
-        });
+        rt.block_on(all_present(&store, &acked, cycle));
         drop(store);
         println!(
             "crash cycle {cycle}: killed after {wait} ms, {} acknowledged records all present",
@@ -161,4 +131,48 @@ fn parent<S: Store>(open: &dyn Fn(&Path) -> Result<S, StoreError>) {
         "the children acknowledged nothing: the test proved nothing"
     );
     println!("crash: {cycles} cycles, {total} acknowledged records checked, none lost");
+}
+
+/// A xorshift step: random enough to vary the moment of the kill, no dependency.
+fn next_random(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Starts this executable as a child writing to the store at `path`, kills it with
+/// `SIGKILL` after `wait`, and returns the keys it acknowledged before it died.
+fn kill_a_writer(path: &Path, wait: Duration) -> Vec<String> {
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .env(CHILD_ENV, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the child starts");
+    let stdout = child.stdout.take().expect("child stdout");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| l.strip_prefix("ack ").map(str::to_owned))
+            .collect::<Vec<String>>()
+    });
+    std::thread::sleep(wait);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    reader.join().expect("reader")
+}
+
+/// Every acknowledged key holds its value in the reopened store.
+async fn all_present<S: Store>(store: &S, acked: &[String], cycle: u32) {
+    for key in acked {
+        let got = store.get(key.as_bytes()).await.expect("get");
+        assert_eq!(
+            got,
+            Some(value_for(key)),
+            "cycle {cycle}: acknowledged record {key} lost"
+        );
+    }
 }
