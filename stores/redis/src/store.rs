@@ -9,7 +9,7 @@ use actix_device_store::{
     KeyName, ScanPage, Store, StoreError,
 };
 use redis::aio::ConnectionManager;
-use redis::{RedisError, ScriptInvocation};
+use redis::{RedisError, Script, ScriptInvocation};
 
 use crate::config::RedisConfig;
 use crate::layout::Layout;
@@ -109,9 +109,9 @@ impl RedisStore {
         Entry::new(&*self.inner.clock, value, ttl, now)
     }
 
-    /// A call of one of the scripts on this store's keys at `now`.
-    fn call<'a>(&'a self, pick: fn(&Scripts) -> &redis::Script, now: u64) -> ScriptInvocation<'a> {
-        invocation(pick(&self.inner.scripts), &self.inner.layout, now)
+    /// A call of `script` on this store's keys at `now`.
+    fn call<'a>(&'a self, script: &'a Script, now: u64) -> ScriptInvocation<'a> {
+        invocation(script, &self.inner.layout, now)
     }
 
     /// Runs a script call; `key` names the single key it is about, for errors.
@@ -213,14 +213,14 @@ impl Store for RedisStore {
         check_key(key)?;
         check_value(key, value)?;
         let now = self.now();
-        let mut call = self.call(|s| &s.apply, now);
+        let mut call = self.call(&self.inner.scripts.apply, now);
         push_put(&mut call, key, self.entry(value, ttl, now));
         self.run::<u64>(&call, Some(key)).await.map(drop)
     }
 
     async fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
-        let mut call = self.call(|s| &s.apply, self.now());
+        let mut call = self.call(&self.inner.scripts.apply, self.now());
         push_delete(&mut call, key);
         Ok(self.run::<u64>(&call, Some(key)).await? > 0)
     }
@@ -235,7 +235,7 @@ impl Store for RedisStore {
         check_value(key, value)?;
         let now = self.now();
         let e = self.entry(value, ttl, now);
-        let mut call = self.call(|s| &s.insert, now);
+        let mut call = self.call(&self.inner.scripts.insert, now);
         call.arg(key).arg(e.envelope).arg(e.px).arg(e.at);
         match self.run::<i64>(&call, Some(key)).await? {
             1 => Ok(true),
@@ -256,7 +256,7 @@ impl Store for RedisStore {
             check_value(key, new)?;
         }
         let now = self.now();
-        let mut call = self.call(|s| &s.cas, now);
+        let mut call = self.call(&self.inner.scripts.cas, now);
         call.arg(key)
             .arg(u8::from(expected.is_some()))
             .arg(expected.unwrap_or_default());
@@ -283,7 +283,7 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
         check_scan_limit(limit)?;
-        let mut call = self.call(|s| &s.scan, self.now());
+        let mut call = self.call(&self.inner.scripts.scan, self.now());
         call.arg(prefix).arg(scan_start(prefix, after)).arg(limit);
         let (more, flat): (i64, Vec<Vec<u8>>) = self.run(&call, Some(prefix)).await?;
         if more < 0 {
@@ -300,7 +300,7 @@ impl Store for RedisStore {
             return Ok(());
         }
         let now = self.now();
-        let mut call = self.call(|s| &s.apply, now);
+        let mut call = self.call(&self.inner.scripts.apply, now);
         for op in &ops {
             match op {
                 BatchOp::Put { key, value, ttl } => {
@@ -316,7 +316,7 @@ impl Store for RedisStore {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         loop {
-            let mut call = self.call(|s| &s.purge, self.now());
+            let mut call = self.call(&self.inner.scripts.purge, self.now());
             call.arg(PURGE_CHUNK);
             let (n, seen): (u64, usize) = self.run(&call, None).await?;
             removed += n;
