@@ -1,16 +1,20 @@
 //! Carts, flags, rate limits and data rights over real HTTP (`actix_web::test`), on every
-//! store backend (`common::backends`).
+//! store backend (`support::backends`).
 #![cfg(all(feature = "moka", feature = "redb"))]
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_device::carts::{CartOwner, Carts};
+use actix_device::devices::{DataRights, Devices};
+use actix_device::flags::{FlagDefinition, Flags, Override};
+use actix_device::limits::{Limit, Quota};
 use actix_device::stores::Store;
 use actix_device::{
-    Cart, CartOwner, Carts, DataRights, DeviceFlags, DeviceId, DeviceTracking, Devices,
-    FlagDefinition, Flags, Key, Keyring, ManualClock, Override, Quota, RateLimit, Sessions,
+    Cart, DeviceControl, DeviceFlags, DeviceId, DeviceTracking, Key, Keyring, ManualClock,
+    RateLimit, ServiceContext, Sessions,
 };
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{COOKIE, SET_COOKIE};
@@ -19,6 +23,13 @@ use actix_web::{test, web, App, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 const START: u64 = 1_800_000_000_000;
+
+/// A limit name no other test uses: in-memory limits of one name share one table in the
+/// process, and tests run side by side.
+fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{name}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
 
 fn keyring() -> Keyring {
     Keyring::new(Key::from_secret(&[5; 32]).unwrap())
@@ -83,7 +94,7 @@ async fn login(
 
 backend_tests! {
     async fn concurrent_cart_adds_are_never_lost(store) {
-        let carts = Carts::new(store.clone());
+        let carts = Carts::new(&ServiceContext::new(store.clone()));
         let owner = CartOwner::Device(DeviceId::new_v7());
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -101,12 +112,13 @@ backend_tests! {
     }
 
     async fn cart_merges_into_the_user_at_login_and_follows_them(store) {
-        let devices = Devices::new(store.clone());
-        let carts = Carts::new(store.clone());
-        let sessions = Sessions::builder(devices.clone()).carts(carts.clone()).build().unwrap();
+        let context = ServiceContext::new(store.clone());
+        let devices = Devices::new(&context);
+        let carts = Carts::new(&context);
+        let sessions = Sessions::builder(&devices).carts(&carts).cookie_secure(false).build().unwrap();
         let app = test::init_service(
             App::new()
-                .wrap(DeviceTracking::builder(keyring()).registry(devices).build().unwrap())
+                .wrap(DeviceTracking::builder(keyring()).cookie_secure(false).registry(devices).build().unwrap())
                 .app_data(web::Data::new(carts.clone()))
                 .app_data(web::Data::new(sessions))
                 .route("/cart", web::post().to(cart_add))
@@ -131,7 +143,7 @@ backend_tests! {
     }
 
     async fn flags_bucket_stably_and_rollouts_are_monotonic(store) {
-        let flags = Flags::new(store.clone(), Duration::from_secs(10));
+        let flags = Flags::new(&ServiceContext::new(store.clone()));
         let mut def = FlagDefinition::new("new-checkout");
         def.rollout_bp = 1_000;
         flags.upsert(def.clone()).await.unwrap();
@@ -152,7 +164,7 @@ backend_tests! {
             }
         }
         // A fresh Flags on the same store (a restart) assigns the same.
-        let restarted = Flags::new(store.clone(), Duration::from_secs(10));
+        let restarted = Flags::new(&ServiceContext::new(store.clone()));
         restarted.reload().await.unwrap();
         for id in ids.iter().take(2_000) {
             assert_eq!(restarted.evaluate("new-checkout", id), flags.evaluate("new-checkout", id));
@@ -160,12 +172,12 @@ backend_tests! {
     }
 
     async fn flag_overrides_lists_and_the_admin_api(store) {
-        let flags = Flags::new(store.clone(), Duration::from_secs(3600));
+        let flags = Flags::builder(&ServiceContext::new(store.clone())).refresh(Duration::from_secs(3600)).build();
         let app = test::init_service(
             App::new()
                 .wrap(DeviceTracking::new(keyring()))
                 .app_data(web::Data::new(flags.clone()))
-                .service(flags.admin_routes("/admin/flags"))
+                .service(actix_device::flags::admin_routes(&flags, "/admin/flags"))
                 .route("/variant", web::get().to(|f: DeviceFlags| async move {
                     HttpResponse::Ok().json(json!({ "variant": f.variant("exp") }))
                 })),
@@ -214,8 +226,8 @@ backend_tests! {
 
     async fn flag_cache_picks_up_other_instances_within_the_refresh_interval(store) {
         let clock = ManualClock::new(START);
-        let reader = Flags::with_clock(store.clone(), Duration::from_secs(10), clock.clone());
-        let writer = Flags::new(store.clone(), Duration::from_secs(10));
+        let reader = Flags::new(&ServiceContext::new(store.clone()).clock(clock.clone()));
+        let writer = Flags::new(&ServiceContext::new(store.clone()));
         let id = DeviceId::new_v7();
         reader.refresh_if_stale().await.unwrap();
         writer.upsert(FlagDefinition::new("late")).await.unwrap();
@@ -229,19 +241,25 @@ backend_tests! {
     async fn rate_limit_burst_then_429_then_recovery(store) {
         for shared in [false, true] {
             let clock = ManualClock::new(START);
-            let mut limit = RateLimit::new("api", Quota::new(3, Duration::from_secs(3))).clock(clock.clone());
-            if shared {
-                limit = limit.shared(store.clone());
-            }
+            let name = unique("api");
+            let quota = Quota::new(3, Duration::from_secs(3));
+            let limit = if shared {
+                RateLimit::new(name, Limit::Shared(quota, ServiceContext::new(store.clone()).clock(clock.clone())))
+            } else {
+                RateLimit::builder(name, Limit::InMemory(quota)).clock(clock.clone()).build()
+            };
             let app = test::init_service(
                 App::new()
                     .service(web::scope("/api").wrap(limit).route("", web::get().to(HttpResponse::Ok)))
-                    .service(web::scope("/other").wrap(RateLimit::new("other", Quota::per_second(100)).clock(clock.clone())).route("", web::get().to(HttpResponse::Ok)))
+                    .service(web::scope("/other").wrap(RateLimit::builder(unique("other"), Limit::InMemory(Quota::per_second(100))).clock(clock.clone()).build()).route("", web::get().to(HttpResponse::Ok)))
                     .wrap(DeviceTracking::builder(keyring()).clock(clock.clone()).build().unwrap()),
             )
             .await;
             let mut jar = Vec::new();
             let get = |p: &str| test::TestRequest::get().uri(p);
+            // A first visit has no budget of its own (it is charged to its address): the
+            // browser's own budget starts once it comes back with its cookie.
+            call(&app, get("/other"), &mut jar).await;
             for expected in [2, 1, 0] {
                 let (status, headers, _) = call(&app, get("/api"), &mut jar).await;
                 assert_eq!(status, StatusCode::OK);
@@ -268,16 +286,19 @@ backend_tests! {
 
     async fn shared_rate_limit_spans_two_app_instances(store) {
         let clock = ManualClock::new(START);
+        let name = unique("api");
         let make = || {
             App::new()
+                .route("/", web::get().to(HttpResponse::Ok))
                 .service(web::scope("/api")
-                    .wrap(RateLimit::new("api", Quota::new(4, Duration::from_secs(60))).shared(store.clone()).clock(clock.clone()))
+                    .wrap(RateLimit::new(name.clone(), Limit::Shared(Quota::new(4, Duration::from_secs(60)), ServiceContext::new(store.clone()).clock(clock.clone()))))
                     .route("", web::get().to(HttpResponse::Ok)))
                 .wrap(DeviceTracking::builder(keyring()).clock(clock.clone()).build().unwrap())
         };
         let one = test::init_service(make()).await;
         let two = test::init_service(make()).await;
         let mut jar = Vec::new();
+        call(&one, test::TestRequest::get().uri("/"), &mut jar).await;
         let get = || test::TestRequest::get().uri("/api");
         assert_eq!(call(&one, get(), &mut jar).await.0, StatusCode::OK);
         assert_eq!(call(&two, get(), &mut jar).await.0, StatusCode::OK);
@@ -291,11 +312,13 @@ backend_tests! {
         let clock = ManualClock::new(START);
         let app = test::init_service(
             App::new()
-                .service(web::scope("/api").wrap(RateLimit::daily("free-tier", 2, store.clone()).clock(clock.clone())).route("", web::get().to(HttpResponse::Ok)))
+                .route("/", web::get().to(HttpResponse::Ok))
+                .service(web::scope("/api").wrap(RateLimit::new(unique("free-tier"), Limit::Daily(2, ServiceContext::new(store.clone()).clock(clock.clone())))).route("", web::get().to(HttpResponse::Ok)))
                 .wrap(DeviceTracking::builder(keyring()).clock(clock.clone()).build().unwrap()),
         )
         .await;
         let mut jar = Vec::new();
+        call(&app, test::TestRequest::get().uri("/"), &mut jar).await;
         let get = || test::TestRequest::get().uri("/api");
         assert_eq!(call(&app, get(), &mut jar).await.0, StatusCode::OK);
         assert_eq!(call(&app, get(), &mut jar).await.0, StatusCode::OK);
@@ -308,16 +331,17 @@ backend_tests! {
 
     async fn export_and_erase_leave_no_key_mentioning_the_device(store) {
         let clock = ManualClock::new(START);
-        let devices = Devices::builder(store.clone()).clock(clock.clone()).build();
-        let carts = Carts::new(store.clone());
-        let flags = Flags::new(store.clone(), Duration::from_secs(10));
-        let sessions = Sessions::builder(devices.clone()).carts(carts.clone()).build().unwrap();
-        let rights = DataRights::new(devices.clone()).with_flags(flags.clone());
+        let context = ServiceContext::new(store.clone()).clock(clock.clone());
+        let devices = Devices::new(&context);
+        let carts = Carts::new(&context);
+        let flags = Flags::new(&context);
+        let sessions = Sessions::builder(&devices).carts(&carts).cookie_secure(false).build().unwrap();
+        let rights = DataRights::new(&devices).with_flags(flags.clone());
         let app = test::init_service(
             App::new()
                 .service(web::scope("/api")
-                    .wrap(RateLimit::new("api", Quota::per_minute(100)).shared(store.clone()).clock(clock.clone()))
-                    .wrap(RateLimit::daily("daily", 100, store.clone()).clock(clock.clone()))
+                    .wrap(RateLimit::new(unique("api"), Limit::Shared(Quota::per_minute(100), context.clone())))
+                    .wrap(RateLimit::new(unique("daily"), Limit::Daily(100, context.clone())))
                     .route("", web::get().to(HttpResponse::Ok)))
                 .app_data(web::Data::new(carts.clone()))
                 .app_data(web::Data::new(sessions))
@@ -325,12 +349,14 @@ backend_tests! {
                 .route("/cart", web::post().to(cart_add))
                 .route("/login/{user}", web::post().to(login))
                 .route("/export", web::get().to(|r: web::Data<DataRights>, id: DeviceId| async move {
-                    r.export(id).await.map(|v| HttpResponse::Ok().json(v))
+                    Ok::<_, actix_device::ApiError>(HttpResponse::Ok().json(r.export(id).await?))
                 }))
-                .route("/erase", web::post().to(|r: web::Data<DataRights>, req: HttpRequest| async move {
-                    r.erase_current(&req).await.map(|n| HttpResponse::Ok().json(json!({ "deleted": n })))
+                .route("/erase", web::post().to(|r: web::Data<DataRights>, id: DeviceId, control: DeviceControl| async move {
+                    let n = r.erase(id).await?;
+                    control.forget();
+                    Ok::<_, actix_device::ApiError>(HttpResponse::Ok().json(json!({ "deleted": n })))
                 }))
-                .wrap(DeviceTracking::builder(keyring()).clock(clock.clone()).registry(devices.clone()).build().unwrap()),
+                .wrap(DeviceTracking::builder(keyring()).cookie_secure(false).clock(clock.clone()).registry(devices.clone()).build().unwrap()),
         )
         .await;
         let mut jar = Vec::new();
@@ -376,7 +402,7 @@ fn hv(headers: &actix_web::http::header::HeaderMap, name: &str) -> String {
 
 fn base64_id(jar: &[(String, String)]) -> String {
     use base64::Engine as _;
-    let value = &jar.iter().find(|(k, _)| k == "device_id").unwrap().1;
+    let value = &jar.iter().find(|(k, _)| k.ends_with("device_id")).unwrap().1;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(value)
         .unwrap();
@@ -413,13 +439,12 @@ async fn all_keys(store: &Arc<dyn Store>) -> Vec<Vec<u8>> {
 #[actix_web::test]
 async fn cart_limits_ttl_and_http() {
     let clock = ManualClock::new(START);
-    for (backend, store, _dir) in common::backends_with_clock(clock.clone()) {
+    for (backend, store, _dir) in support::backends_with_clock(clock.clone()) {
         eprintln!("-- on {backend}");
-        let carts = Carts::builder(store.clone())
+        let carts = Carts::builder(&ServiceContext::new(store.clone()).clock(clock.clone()))
             .max_lines(2)
             .max_quantity(5)
             .idle_ttl(Duration::from_secs(3600))
-            .clock(clock.clone())
             .build();
         let tracking = DeviceTracking::builder(keyring())
             .clock(clock.clone())
@@ -479,7 +504,7 @@ async fn requests_without_a_device_are_limited_by_client_address() {
     // No DeviceTracking here: the limiter falls back to the peer address.
     let app = test::init_service(
         App::new()
-            .wrap(RateLimit::new("ip", Quota::new(2, Duration::from_secs(60))).clock(clock.clone()))
+            .wrap(RateLimit::builder(unique("ip"), Limit::InMemory(Quota::new(2, Duration::from_secs(60)))).clock(clock.clone()).build())
             .route("/", web::get().to(HttpResponse::Ok)),
     )
     .await;

@@ -1,8 +1,8 @@
 //! Device registry, sessions and the management routes, over real HTTP
-//! (`actix_web::test`), on every store backend (`common::backends`).
+//! (`actix_web::test`), on every store backend (`support::backends`).
 #![cfg(all(feature = "moka", feature = "redb"))]
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -267,7 +267,7 @@ backend_tests! {
         assert_eq!(code(&b.get(&app, "/me").await.1), "not_signed_in");
         b.get(&app, "/").await;
         b.post(&app, "/login/alice").await;
-        assert!(b.jar.contains_key("session"));
+        assert!(b.jar.contains_key("__Host-session"));
         let (status, body) = b.get(&app, "/me").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["user"], "alice");
@@ -280,13 +280,13 @@ backend_tests! {
         let env = env(store);
         let app = app!(env);
         let mut b = signed_in(&app, "alice", "ua").await;
-        let old = b.jar["session"].clone();
+        let old = b.jar["__Host-session"].clone();
         b.post(&app, "/login/alice").await;
-        let new = b.jar["session"].clone();
+        let new = b.jar["__Host-session"].clone();
         assert_ne!(old, new);
         assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
         let mut replay = b.clone();
-        replay.jar.insert("session".into(), old);
+        replay.jar.insert("__Host-session".into(), old);
         let (status, body) = replay.get(&app, "/me").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(code(&body), "session_revoked");
@@ -296,11 +296,11 @@ backend_tests! {
         let env = env(store);
         let app = app!(env);
         let mut b = signed_in(&app, "alice", "ua").await;
-        let token = b.jar["session"].clone();
+        let token = b.jar["__Host-session"].clone();
         let (status, body) = b.post(&app, "/devices/logout").await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(!b.jar.contains_key("session"), "removal cookie sent");
-        b.jar.insert("session".into(), token);
+        assert!(!b.jar.contains_key("__Host-session"), "removal cookie sent");
+        b.jar.insert("__Host-session".into(), token);
         let (status, body) = b.get(&app, "/me").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(code(&body), "session_revoked");
@@ -333,7 +333,7 @@ backend_tests! {
         let mut victim = signed_in(&app, "alice", "ua").await;
         let mut thief = Browser::new("ua");
         thief.get(&app, "/").await;
-        thief.jar.insert("session".into(), victim.jar["session"].clone());
+        thief.jar.insert("__Host-session".into(), victim.jar["__Host-session"].clone());
         let (status, body) = thief.get(&app, "/me").await;
         assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_device_mismatch"));
         assert_eq!(env.events.count("hijack"), 1);
@@ -614,7 +614,7 @@ backend_tests! {
 #[actix_web::test]
 async fn sweep_purges_ended_sessions_from_the_store() {
     let clock = ManualClock::new(START);
-    for (backend, store, _dir) in common::backends_with_clock(clock.clone()) {
+    for (backend, store, _dir) in support::backends_with_clock(clock.clone()) {
         eprintln!("-- on {backend}");
         let context = ServiceContext::new(store.clone()).clock(clock.clone());
         let devices = Devices::new(&context);

@@ -228,14 +228,14 @@ impl Devices {
         Ok(self
             .ctx()
             .store()
-            .get(&Key::Erased(*id).encode())
+            .get(&Key::erased(id).encode())
             .await?
             .is_some())
     }
 
     /// Marks `id` erased (see [`touch`](Self::touch)); called by erase before it deletes.
     pub(crate) async fn write_tombstone(&self, id: &DeviceId) -> Result<()> {
-        let key = Key::Erased(*id).encode();
+        let key = Key::erased(id).encode();
         Ok(self
             .ctx()
             .store()

@@ -14,7 +14,7 @@
 //! | `ucart/{user}` | the user's cart | (the user's, not the device's) |
 //! | `flag/{key}` | a flag definition | the flag lists are edited |
 //! | `ip/{addr}/rl/{limit}`, `ip/{addr}/quota/{limit}/{day}` | per-address limits | (not per device) |
-//! | `erased/{id:16}` | tombstone: the device was erased | written by erase |
+//! | `erased/{blake3(id):16}` | tombstone: the device was erased (its id hashed) | written by erase |
 //!
 //! `{id:16}` and `{hash:32}` are raw bytes; users, limits and flag keys are UTF-8 text.
 //! Everything about one device lives under its `dev/{id}` prefix, so one scan finds it.
@@ -38,7 +38,9 @@ pub(crate) enum Key {
     Flag(String),
     AddrLimit(String, String),
     AddrQuota(String, String, u64),
-    Erased(DeviceId),
+    /// The tombstone of an erased device, keyed by a hash of its id so that no key names
+    /// the erased device.
+    Erased([u8; 16]),
 }
 
 const DEV: &[u8] = b"dev/";
@@ -67,8 +69,16 @@ impl Key {
             Key::Flag(key) => [FLAG, key.as_bytes()].concat(),
             Key::AddrLimit(addr, name) => format!("ip/{addr}/rl/{name}").into_bytes(),
             Key::AddrQuota(addr, name, day) => format!("ip/{addr}/quota/{name}/{day}").into_bytes(),
-            Key::Erased(id) => [ERASED, id.as_bytes()].concat(),
+            Key::Erased(hash) => [ERASED, hash].concat(),
         }
+    }
+
+    /// The tombstone key of device `id`.
+    pub(crate) fn erased(id: &DeviceId) -> Key {
+        let hash = blake3::derive_key("actix-device 2026-11 erased device", id.as_bytes());
+        let mut short = [0u8; 16];
+        short.copy_from_slice(&hash[..16]);
+        Key::Erased(short)
     }
 
     /// The key whose stored form is `raw`, if it is one of ours.
@@ -80,7 +90,7 @@ impl Key {
             return Some(Key::Session(rest.try_into().ok()?));
         }
         if let Some(rest) = raw.strip_prefix(ERASED) {
-            return Some(Key::Erased(device_id(rest)?));
+            return Some(Key::Erased(rest.try_into().ok()?));
         }
         let text = |rest: &[u8]| String::from_utf8(rest.to_vec()).ok();
         if let Some(rest) = raw.strip_prefix(UDEV) {
@@ -174,7 +184,7 @@ mod tests {
             Key::Flag("checkout".into()),
             Key::AddrLimit("192.0.2.1".into(), "login".into()),
             Key::AddrQuota("2001:db8::+64".into(), "free".into(), 3),
-            Key::Erased(id),
+            Key::erased(&id),
         ];
         for key in keys {
             assert_eq!(Key::parse(&key.encode()), Some(key.clone()), "{key:?}");

@@ -36,6 +36,15 @@ pub fn backends_with_clock(clock: impl actix_device::Clock + Clone) -> Vec<Backe
             .expect("redb opens");
         out.push(("redb", Arc::new(store), Some(dir)));
     }
+    #[cfg(feature = "sled")]
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = actix_device::stores::SledStore::builder(dir.path().join("test.sled"))
+            .clock(clock.clone())
+            .open()
+            .expect("sled opens");
+        out.push(("sled", Arc::new(store), Some(dir)));
+    }
     out
 }
 
@@ -46,8 +55,8 @@ macro_rules! backend_tests {
         $(
             #[actix_web::test]
             async fn $name() {
-                let all = common::backends();
-                assert!(!all.is_empty(), "enable the moka and/or redb features");
+                let all = support::backends();
+                assert!(!all.is_empty(), "enable the moka, redb and/or sled features");
                 for (backend, $store, _dir) in all {
                     eprintln!("-- {} on {backend}", stringify!($name));
                     $body
