@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use actix_device::{
     DeviceContext, DeviceControl, DeviceId, DeviceTracking, Key, Keyring, ManualClock, Mode,
-    Reissue, RejectPolicy, Rejected, SameSite, TokenCodec, TokenContext,
+    Reissue, RejectPolicy, Rejected, SameSite,
 };
+use actix_device::token::{TokenCodec, TokenContext};
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{COOKIE, SET_COOKIE};
 use actix_web::http::StatusCode;
@@ -111,7 +112,7 @@ async fn first_request_sets_exactly_the_configured_attributes() {
     assert_eq!(cookies.len(), 1);
     let mut parts: Vec<&str> = cookies[0].split("; ").collect();
     let first = parts.remove(0);
-    assert!(first.starts_with("device_id="));
+    assert!(first.starts_with("__Host-device_id="));
     parts.sort_unstable();
     assert_eq!(
         parts,
@@ -125,7 +126,7 @@ async fn first_request_sets_exactly_the_configured_attributes() {
     );
     let body = body_json(res).await;
     assert_eq!(body["new"], true);
-    let value = first.trim_start_matches("device_id=");
+    let value = first.trim_start_matches("__Host-device_id=");
     // Signed tokens are base64url of 46 bytes.
     assert_eq!(URL_SAFE_NO_PAD.decode(value).unwrap().len(), 46);
 }
@@ -134,11 +135,11 @@ async fn first_request_sets_exactly_the_configured_attributes() {
 async fn custom_attributes_are_all_written() {
     let app = app!(DeviceTracking::builder(keyring())
         .cookie_name("did")
-        .max_age(Duration::from_secs(3600))
-        .path("/app")
-        .domain("example.com")
-        .http_only(false)
-        .same_site(SameSite::Strict)
+        .cookie_max_age(Duration::from_secs(3600))
+        .cookie_path("/app")
+        .cookie_domain(Some("example.com".into()))
+        .cookie_http_only(false)
+        .cookie_same_site(SameSite::Strict)
         .build()
         .unwrap());
     let res = get(&app, "/", None).await;
@@ -162,10 +163,10 @@ async fn returning_browser_keeps_its_id_and_gets_no_new_cookie() {
     let tracking = tracking();
     let app = app!(tracking.clone());
     let first = get(&app, "/", None).await;
-    let value = issued_value(&first, "device_id");
+    let value = issued_value(&first, "__Host-device_id");
     let id = body_json(first).await["device_id"].clone();
     for _ in 0..3 {
-        let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
+        let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
         assert!(set_cookies(&res).is_empty());
         let body = body_json(res).await;
         assert_eq!(body["device_id"], id);
@@ -186,7 +187,7 @@ fn bad_values(valid: &str) -> Vec<(&'static str, String, Rejected)> {
     let other_key = TokenCodec::new(
         &Keyring::new(Key::from_secret(&[2; 32]).unwrap()),
         Mode::Signed,
-        &TokenContext::new("device_id", "device"),
+        &TokenContext::new("__Host-device_id", "device"),
     );
     let other_name = TokenCodec::new(
         &keyring(),
@@ -196,12 +197,12 @@ fn bad_values(valid: &str) -> Vec<(&'static str, String, Rejected)> {
     let other_purpose = TokenCodec::new(
         &keyring(),
         Mode::Signed,
-        &TokenContext::new("device_id", "session"),
+        &TokenContext::new("__Host-device_id", "session"),
     );
     let sealed = TokenCodec::new(
         &keyring(),
         Mode::Sealed,
-        &TokenContext::new("device_id", "device"),
+        &TokenContext::new("__Host-device_id", "device"),
     );
     let id = DeviceId::new_v7();
     let now = START / 1000;
@@ -247,12 +248,12 @@ fn bad_values(valid: &str) -> Vec<(&'static str, String, Rejected)> {
 async fn bad_cookies_get_a_new_id_and_are_counted() {
     let tracking = tracking();
     let app = app!(tracking.clone());
-    let valid = issued_value(&get(&app, "/", None).await, "device_id");
+    let valid = issued_value(&get(&app, "/", None).await, "__Host-device_id");
     for (what, value, reason) in bad_values(&valid) {
         let before = tracking.metrics().rejected_for(reason);
-        let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
+        let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
         assert_eq!(res.status(), StatusCode::OK, "{what}");
-        let fresh = issued_value(&res, "device_id");
+        let fresh = issued_value(&res, "__Host-device_id");
         assert_ne!(fresh, value, "{what}");
         assert_eq!(body_json(res).await["new"], true, "{what}");
         assert_eq!(
@@ -270,9 +271,9 @@ async fn bad_cookies_get_401_under_the_refuse_policy() {
         .on_rejected(RejectPolicy::Refuse)
         .build()
         .unwrap());
-    let valid = issued_value(&get(&app, "/", None).await, "device_id");
+    let valid = issued_value(&get(&app, "/", None).await, "__Host-device_id");
     for (what, value, reason) in bad_values(&valid) {
-        let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
+        let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
         assert!(set_cookies(&res).is_empty(), "{what}");
         let body = body_json(res).await;
@@ -295,12 +296,12 @@ async fn expired_tokens_are_rejected() {
         .refresh_age(Duration::from_secs(600))
         .build()
         .unwrap());
-    let value = issued_value(&get(&app, "/", None).await, "device_id");
+    let value = issued_value(&get(&app, "/", None).await, "__Host-device_id");
     clock.advance(Duration::from_secs(3599));
-    let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
+    let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
     assert_eq!(body_json(res).await["new"], false);
     clock.advance(Duration::from_secs(1));
-    let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
+    let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
     assert_eq!(body_json(res).await["new"], true);
 }
 
@@ -312,25 +313,25 @@ async fn retired_key_token_keeps_its_id_and_is_reissued() {
         .build()
         .unwrap());
     let res = get(&before, "/", None).await;
-    let old_value = issued_value(&res, "device_id");
+    let old_value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"].clone();
 
     let rotated = DeviceTracking::builder(Keyring::new(new.clone()).with_retired(old))
         .build()
         .unwrap();
     let after = app!(rotated.clone());
-    let res = get(&after, "/", Some(&format!("device_id={old_value}"))).await;
-    let new_value = issued_value(&res, "device_id");
+    let res = get(&after, "/", Some(&format!("__Host-device_id={old_value}"))).await;
+    let new_value = issued_value(&res, "__Host-device_id");
     assert_ne!(new_value, old_value);
     assert_eq!(body_json(res).await["device_id"], id);
     assert_eq!(rotated.metrics().reissued, 1);
     // The re-issued token is under the new key and needs no further re-issue.
-    let res = get(&after, "/", Some(&format!("device_id={new_value}"))).await;
+    let res = get(&after, "/", Some(&format!("__Host-device_id={new_value}"))).await;
     assert!(set_cookies(&res).is_empty());
     assert_eq!(body_json(res).await["device_id"], id);
     // Once the old key is removed, its tokens no longer verify.
     let removed = app!(DeviceTracking::new(Keyring::new(new)));
-    let res = get(&removed, "/", Some(&format!("device_id={old_value}"))).await;
+    let res = get(&removed, "/", Some(&format!("__Host-device_id={old_value}"))).await;
     assert_eq!(body_json(res).await["new"], true);
 }
 
@@ -339,17 +340,17 @@ async fn token_is_refreshed_after_the_refresh_age() {
     let clock = ManualClock::new(START);
     let app = app!(DeviceTracking::builder(keyring())
         .clock(clock.clone())
-        .max_age(Duration::from_secs(1000))
+        .cookie_max_age(Duration::from_secs(1000))
         .build()
         .unwrap());
     let res = get(&app, "/", None).await;
-    let value = issued_value(&res, "device_id");
+    let value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"].clone();
     clock.advance(Duration::from_secs(499));
-    assert!(set_cookies(&get(&app, "/", Some(&format!("device_id={value}"))).await).is_empty());
+    assert!(set_cookies(&get(&app, "/", Some(&format!("__Host-device_id={value}"))).await).is_empty());
     clock.advance(Duration::from_secs(1));
-    let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
-    let refreshed = issued_value(&res, "device_id");
+    let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
+    let refreshed = issued_value(&res, "__Host-device_id");
     assert_ne!(refreshed, value);
     assert_eq!(body_json(res).await["device_id"], id);
 }
@@ -357,7 +358,7 @@ async fn token_is_refreshed_after_the_refresh_age() {
 #[actix_web::test]
 async fn percent_encoded_host_prefix_does_not_pass_as_the_real_one() {
     let tracking = DeviceTracking::builder(keyring())
-        .host_prefix()
+        .host_prefix(true)
         .build()
         .unwrap();
     let app = app!(tracking.clone());
@@ -374,8 +375,8 @@ async fn percent_encoded_host_prefix_does_not_pass_as_the_real_one() {
 #[actix_web::test]
 async fn duplicate_cookies_first_verifying_value_wins() {
     let app = app!(tracking());
-    let a = issued_value(&get(&app, "/", None).await, "device_id");
-    let b = issued_value(&get(&app, "/", None).await, "device_id");
+    let a = issued_value(&get(&app, "/", None).await, "__Host-device_id");
+    let b = issued_value(&get(&app, "/", None).await, "__Host-device_id");
     let id_of = |v: &str| {
         let raw = URL_SAFE_NO_PAD.decode(v).unwrap();
         DeviceId::from_bytes(raw[5..21].try_into().unwrap()).to_string()
@@ -383,18 +384,18 @@ async fn duplicate_cookies_first_verifying_value_wins() {
     let res = get(
         &app,
         "/",
-        Some(&format!("device_id=forged; device_id={a}; device_id={b}")),
+        Some(&format!("__Host-device_id=forged; __Host-device_id={a}; __Host-device_id={b}")),
     )
     .await;
     assert!(set_cookies(&res).is_empty());
     assert_eq!(body_json(res).await["device_id"], id_of(&a));
-    let res = get(&app, "/", Some(&format!("device_id={b}; device_id={a}"))).await;
+    let res = get(&app, "/", Some(&format!("__Host-device_id={b}; __Host-device_id={a}"))).await;
     assert_eq!(body_json(res).await["device_id"], id_of(&b));
     // Across several Cookie headers too.
     let req = test::TestRequest::get()
         .uri("/")
-        .append_header((COOKIE, "device_id=junk"))
-        .append_header((COOKIE, format!("device_id={a}")))
+        .append_header((COOKIE, "__Host-device_id=junk"))
+        .append_header((COOKIE, format!("__Host-device_id={a}")))
         .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(body_json(res).await["device_id"], id_of(&a));
@@ -408,7 +409,7 @@ async fn plain_mode_accepts_only_canonical_ids() {
         .unwrap();
     let app = app!(tracking.clone());
     let id = DeviceId::new_v7().to_string();
-    let res = get(&app, "/", Some(&format!("device_id={id}"))).await;
+    let res = get(&app, "/", Some(&format!("__Host-device_id={id}"))).await;
     assert!(set_cookies(&res).is_empty());
     assert_eq!(body_json(res).await["device_id"], id.as_str());
     for bad in [
@@ -418,12 +419,12 @@ async fn plain_mode_accepts_only_canonical_ids() {
         "device_1234".to_owned(),
         String::new(),
     ] {
-        let res = get(&app, "/", Some(&format!("device_id={bad}"))).await;
+        let res = get(&app, "/", Some(&format!("__Host-device_id={bad}"))).await;
         let body = body_json(res).await;
         assert_eq!(body["new"], true, "{bad}");
         assert_ne!(body["device_id"], bad.as_str());
     }
-    let value = issued_value(&get(&app, "/", None).await, "device_id");
+    let value = issued_value(&get(&app, "/", None).await, "__Host-device_id");
     assert!(value.parse::<DeviceId>().is_ok());
 }
 
@@ -473,7 +474,7 @@ async fn cookie_is_set_on_a_500_response() {
     let app = app!(tracking());
     let res = get(&app, "/fail", None).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    issued_value(&res, "device_id");
+    issued_value(&res, "__Host-device_id");
 }
 
 #[actix_web::test]
@@ -509,13 +510,13 @@ async fn missing_middleware_is_a_500_naming_the_fix() {
 async fn req_data_and_option_extractors_see_the_id() {
     let app = app!(tracking());
     let res = get(&app, "/", None).await;
-    let value = issued_value(&res, "device_id");
+    let value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"]
         .as_str()
         .unwrap()
         .to_owned();
     for path in ["/reqdata", "/maybe"] {
-        let res = get(&app, path, Some(&format!("device_id={value}"))).await;
+        let res = get(&app, path, Some(&format!("__Host-device_id={value}"))).await;
         assert_eq!(test::read_body(res).await, id.as_bytes());
     }
 }
@@ -523,9 +524,9 @@ async fn req_data_and_option_extractors_see_the_id() {
 #[actix_web::test]
 async fn forget_sends_a_removal_cookie_with_every_attribute() {
     let tracking = DeviceTracking::builder(keyring())
-        .domain("example.com")
-        .path("/")
-        .same_site(SameSite::Strict)
+        .cookie_domain(Some("example.com".into()))
+        .cookie_path("/")
+        .cookie_same_site(SameSite::Strict)
         .build()
         .unwrap();
     let app = app!(tracking.clone());
@@ -551,11 +552,11 @@ async fn forget_sends_a_removal_cookie_with_every_attribute() {
 async fn renew_gives_a_fresh_id() {
     let app = app!(tracking());
     let res = get(&app, "/", None).await;
-    let value = issued_value(&res, "device_id");
+    let value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"].clone();
-    let res = get(&app, "/renew", Some(&format!("device_id={value}"))).await;
-    let renewed = issued_value(&res, "device_id");
-    let res = get(&app, "/", Some(&format!("device_id={renewed}"))).await;
+    let res = get(&app, "/renew", Some(&format!("__Host-device_id={value}"))).await;
+    let renewed = issued_value(&res, "__Host-device_id");
+    let res = get(&app, "/", Some(&format!("__Host-device_id={renewed}"))).await;
     let body = body_json(res).await;
     assert_eq!(body["new"], false);
     assert_ne!(body["device_id"], id);
@@ -573,7 +574,7 @@ async fn device_context_says_why() {
         test::read_body(res).await,
         format!("{:?}", Some(Reissue::New))
     );
-    let res = get(&app, "/", Some("device_id=AAAA")).await;
+    let res = get(&app, "/", Some("__Host-device_id=AAAA")).await;
     assert_eq!(
         test::read_body(res).await,
         format!("{:?}", Some(Reissue::Rejected(Rejected::UnknownVersion)))
@@ -599,8 +600,8 @@ async fn sealed_mode_round_trips_over_http() {
         .build()
         .unwrap());
     let res = get(&app, "/", None).await;
-    let value = issued_value(&res, "device_id");
+    let value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"].clone();
-    let res = get(&app, "/", Some(&format!("device_id={value}"))).await;
+    let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
     assert_eq!(body_json(res).await["device_id"], id);
 }
