@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_device::stores::{RedbStore, Store};
-use actix_device::{DeviceId, FlagDefinition, Flags};
+use actix_device::flags::{FlagDefinition, Flags};
+use actix_device::{DeviceId, ServiceContext};
 use proptest::prelude::*;
 
 const IDS: usize = 100_000;
@@ -68,13 +68,13 @@ async fn assignments_survive_a_restart() {
     def.rollout_bp = 7_500;
     let before: Vec<Option<String>> = {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
-        let flags = Flags::new(store.clone(), Duration::from_secs(10));
+        let flags = Flags::new(&ServiceContext::new(store.clone()));
         flags.upsert(def).await.unwrap();
         store.flush().await.unwrap();
         ids.iter().map(|id| flags.evaluate("exp", id)).collect()
     };
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
-    let flags = Flags::new(store, Duration::from_secs(10));
+    let flags = Flags::new(&ServiceContext::new(store));
     flags.reload().await.unwrap();
     let after: Vec<Option<String>> = ids.iter().map(|id| flags.evaluate("exp", id)).collect();
     assert_eq!(before, after);

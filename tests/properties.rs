@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use actix_device::cookie_header::{values_named, HeaderLimits};
-use actix_device::token::MAX_TOKEN_LEN;
-use actix_device::{DeviceId, Key, Keyring, Mode, Rejected, TokenCodec, TokenContext};
+use actix_device::token::{TokenCodec, TokenContext, MAX_TOKEN_LEN};
+use actix_device::{DeviceId, Key, Keyring, Mode, Rejected};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use proptest::prelude::*;
@@ -271,13 +271,10 @@ proptest! {
         let _ = DeviceId::parse_bytes(&bytes);
         let _ = text.parse::<DeviceId>();
         let _ = Key::from_text(&text, "prop");
-        let _ = actix_device::record::decode::<actix_device::DeviceRecord>(b"k", &bytes);
-        let _ = actix_device::record::decode::<actix_device::SessionRecord>(b"k", &bytes);
-        let _ = actix_device::record::decode::<actix_device::CartRecord>(b"k", &bytes);
-        let _ = actix_device::record::decode::<actix_device::FlagDefinition>(b"k", &bytes);
+        actix_device::fuzzing::decode_private_records(&bytes);
         let _ = actix_device::stores::envelope::decode(b"k", &bytes);
-        let n = values_named([&bytes[..]], b"device_id", HeaderLimits::default()).count();
-        prop_assert!(n <= HeaderLimits::default().max_cookies);
+        let n = values_named([&bytes[..]], b"device_id", HeaderLimits::default()).values.len();
+        prop_assert!(n <= HeaderLimits::default().max_values);
     }
 
     /// 13. The Cookie reader finds a cookie exactly when its name is present byte for byte
@@ -288,7 +285,7 @@ proptest! {
         pairs.push("%5F%5FHost-id=evil".to_owned());
         pairs.push(format!("__Host-id={value}"));
         let header = pairs.join("; ");
-        let found: Vec<&[u8]> = values_named([header.as_bytes()], b"__Host-id", HeaderLimits::default()).collect();
+        let found: Vec<&[u8]> = values_named([header.as_bytes()], b"__Host-id", HeaderLimits::default()).values;
         prop_assert_eq!(found, vec![value.as_bytes()]);
     }
 }
@@ -312,29 +309,23 @@ fn sealed_nonces_never_repeat_over_a_million_encryptions() {
     assert_eq!(seen.len(), n);
 }
 
-/// Limits: a 128 KiB Cookie header or 3,000 cookies is read only up to the bounds (a cookie
-/// past them is not found), and over-long values are rejected before any decoding.
+/// Limits: 3,000 cookies of other names do not hide ours (only bytes count); a 128 KiB
+/// Cookie header is read only up to the byte bound, and says it was cut short; over-long
+/// values are rejected before any decoding.
 #[test]
 fn huge_cookie_headers_are_read_within_bounds() {
     let limits = HeaderLimits::default();
     let many = "a=b; ".repeat(2_999) + "device_id=late";
     assert_eq!(many.split(';').count(), 3_000);
-    assert_eq!(
-        values_named([many.as_bytes()], b"device_id", limits).count(),
-        0,
-        "the scan stopped at the cookie limit"
-    );
-    let early = format!("device_id=early; {many}");
-    assert_eq!(
-        values_named([early.as_bytes()], b"device_id", limits).count(),
-        1
-    );
+    let crowded = values_named([many.as_bytes()], b"device_id", limits);
+    assert_eq!((crowded.values.len(), crowded.complete), (1, true), "other names are free");
     let big = format!("{}=x; device_id=late", "k".repeat(128 * 1024));
     assert!(big.len() > 128 * 1024);
+    let cut = values_named([big.as_bytes()], b"device_id", limits);
     assert_eq!(
-        values_named([big.as_bytes()], b"device_id", limits).count(),
-        0,
-        "the scan stopped at the byte limit"
+        (cut.values.len(), cut.complete),
+        (0, false),
+        "the scan stopped at the byte limit and says so"
     );
     let c = codec(Mode::Signed, &key(1));
     assert_eq!(
@@ -351,7 +342,7 @@ fn huge_cookie_headers_are_read_within_bounds() {
 /// byte `==` on a tag appears in the codec. (Fails if someone "simplifies" it.)
 #[test]
 fn tag_comparison_is_constant_time() {
-    let source = include_str!("../src/token.rs");
+    let source = include_str!("../src/identity/token.rs");
     let open = source
         .split("fn open(")
         .nth(1)
