@@ -20,9 +20,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_device::stores::{RedisStore, Store};
+use actix_device::carts::Carts;
+use actix_device::devices::{Devices, Permissions};
+use actix_device::flags::{FlagDefinition, Flags};
+use actix_device::limits::{Limit, Quota};
 use actix_device::{
-    ApiError, Cart, Carts, CurrentSession, DeviceContext, DeviceTracking, Devices, FlagDefinition,
-    Flags, Key, Keyring, Permissions, Quota, RateLimit, Sessions,
+    ApiError, Cart, CurrentSession, DeviceContext, DeviceTracking, Key, Keyring, RateLimit,
+    ServiceContext, Sessions,
 };
 use actix_web::dev::ServerHandle;
 use actix_web::http::header::{COOKIE, SET_COOKIE};
@@ -85,20 +89,23 @@ impl Instance {
                 .await
                 .expect("redis connects"),
         );
-        let devices = Devices::builder(store.clone())
+        let context = ServiceContext::new(store.clone());
+        let devices = Devices::builder(&context)
             .default_permissions(Permissions::ALL)
             .build();
-        let carts = Carts::new(store.clone());
-        let sessions = Sessions::builder(devices.clone())
-            .secure(false)
-            .carts(carts.clone())
+        let carts = Carts::new(&context);
+        let sessions = Sessions::builder(&devices)
+            .cookie_secure(false)
+            .carts(&carts)
             .build()
             .expect("sessions config");
-        let flags = Flags::new(store.clone(), Duration::from_secs(1));
+        let flags = Flags::builder(&context)
+            .refresh(Duration::from_secs(1))
+            .build();
         flags.reload().await.expect("flags load");
         let tracking = DeviceTracking::builder(keyring())
-            .secure(false)
-            .registry(devices)
+            .cookie_secure(false)
+            .registry(sessions.clone())
             .build()
             .expect("tracking config");
         let server = HttpServer::new(move || {
@@ -115,8 +122,10 @@ impl Instance {
                 .service(
                     web::scope("/limited")
                         .wrap(
-                            RateLimit::new("limited", Quota::new(4, Duration::from_secs(600)))
-                                .shared(store.clone()),
+                            RateLimit::new(
+                                "limited",
+                                Limit::Shared(Quota::new(4, Duration::from_secs(600)), context.clone()),
+                            ),
                         )
                         .route("", web::get().to(HttpResponse::Ok)),
                 )
@@ -208,7 +217,7 @@ async fn seed_flag(url: &str, prefix: &str) {
             .await
             .expect("redis connects"),
     );
-    let flags = Flags::new(store, Duration::from_secs(1));
+    let flags = Flags::new(&ServiceContext::new(store));
     let mut banner = FlagDefinition::new(FLAG);
     banner.variants = vec![("green".into(), 1), ("blue".into(), 1)];
     flags.upsert(banner).await.expect("flag written");
