@@ -8,7 +8,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use actix_device::{DeviceId, Key, Keyring, Mode, TokenCodec, TokenContext};
+use actix_device::token::{TokenCodec, TokenContext};
+use actix_device::{DeviceId, Key, Keyring, Mode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

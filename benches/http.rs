@@ -79,7 +79,7 @@ macro_rules! serve {
 fn tracking(mode: Mode) -> DeviceTracking {
     DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
         .mode(mode)
-        .secure(false)
+        .cookie_secure(false)
         .build()
         .unwrap()
 }
@@ -102,9 +102,10 @@ fn variants(data: &std::path::Path) -> Vec<Variant> {
         let store: Arc<dyn actix_device::stores::Store> = Arc::new(
             actix_device::stores::RedbStore::open(data.join("bench.redb")).expect("redb opens"),
         );
-        let devices = actix_device::Devices::new(store);
+        let devices =
+            actix_device::devices::Devices::new(&actix_device::ServiceContext::new(store));
         let t = DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
-            .secure(false)
+            .cookie_secure(false)
             .registry(devices)
             .build()
             .unwrap();

@@ -28,7 +28,10 @@ const START: u64 = 1_800_000_000_000;
 /// process, and tests run side by side.
 fn unique(name: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!("{name}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    format!(
+        "{name}-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 fn keyring() -> Keyring {
@@ -402,7 +405,11 @@ fn hv(headers: &actix_web::http::header::HeaderMap, name: &str) -> String {
 
 fn base64_id(jar: &[(String, String)]) -> String {
     use base64::Engine as _;
-    let value = &jar.iter().find(|(k, _)| k.ends_with("device_id")).unwrap().1;
+    let value = &jar
+        .iter()
+        .find(|(k, _)| k.ends_with("device_id"))
+        .unwrap()
+        .1;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(value)
         .unwrap();
@@ -504,7 +511,14 @@ async fn requests_without_a_device_are_limited_by_client_address() {
     // No DeviceTracking here: the limiter falls back to the peer address.
     let app = test::init_service(
         App::new()
-            .wrap(RateLimit::builder(unique("ip"), Limit::InMemory(Quota::new(2, Duration::from_secs(60)))).clock(clock.clone()).build())
+            .wrap(
+                RateLimit::builder(
+                    unique("ip"),
+                    Limit::InMemory(Quota::new(2, Duration::from_secs(60))),
+                )
+                .clock(clock.clone())
+                .build(),
+            )
             .route("/", web::get().to(HttpResponse::Ok)),
     )
     .await;

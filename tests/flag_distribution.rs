@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_device::stores::{RedbStore, Store};
 use actix_device::flags::{FlagDefinition, Flags};
+use actix_device::stores::{RedbStore, Store};
 use actix_device::{DeviceId, ServiceContext};
 use proptest::prelude::*;
 

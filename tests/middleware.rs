@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use actix_device::token::{TokenCodec, TokenContext};
 use actix_device::{
     DeviceContext, DeviceControl, DeviceId, DeviceTracking, Key, Keyring, ManualClock, Mode,
     Reissue, RejectPolicy, Rejected, SameSite,
 };
-use actix_device::token::{TokenCodec, TokenContext};
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{COOKIE, SET_COOKIE};
 use actix_web::http::StatusCode;
@@ -331,7 +331,12 @@ async fn retired_key_token_keeps_its_id_and_is_reissued() {
     assert_eq!(body_json(res).await["device_id"], id);
     // Once the old key is removed, its tokens no longer verify.
     let removed = app!(DeviceTracking::new(Keyring::new(new)));
-    let res = get(&removed, "/", Some(&format!("__Host-device_id={old_value}"))).await;
+    let res = get(
+        &removed,
+        "/",
+        Some(&format!("__Host-device_id={old_value}")),
+    )
+    .await;
     assert_eq!(body_json(res).await["new"], true);
 }
 
@@ -347,7 +352,9 @@ async fn token_is_refreshed_after_the_refresh_age() {
     let value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"].clone();
     clock.advance(Duration::from_secs(499));
-    assert!(set_cookies(&get(&app, "/", Some(&format!("__Host-device_id={value}"))).await).is_empty());
+    assert!(
+        set_cookies(&get(&app, "/", Some(&format!("__Host-device_id={value}"))).await).is_empty()
+    );
     clock.advance(Duration::from_secs(1));
     let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
     let refreshed = issued_value(&res, "__Host-device_id");
@@ -384,12 +391,19 @@ async fn duplicate_cookies_first_verifying_value_wins() {
     let res = get(
         &app,
         "/",
-        Some(&format!("__Host-device_id=forged; __Host-device_id={a}; __Host-device_id={b}")),
+        Some(&format!(
+            "__Host-device_id=forged; __Host-device_id={a}; __Host-device_id={b}"
+        )),
     )
     .await;
     assert!(set_cookies(&res).is_empty());
     assert_eq!(body_json(res).await["device_id"], id_of(&a));
-    let res = get(&app, "/", Some(&format!("__Host-device_id={b}; __Host-device_id={a}"))).await;
+    let res = get(
+        &app,
+        "/",
+        Some(&format!("__Host-device_id={b}; __Host-device_id={a}")),
+    )
+    .await;
     assert_eq!(body_json(res).await["device_id"], id_of(&b));
     // Across several Cookie headers too.
     let req = test::TestRequest::get()

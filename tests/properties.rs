@@ -318,7 +318,11 @@ fn huge_cookie_headers_are_read_within_bounds() {
     let many = "a=b; ".repeat(2_999) + "device_id=late";
     assert_eq!(many.split(';').count(), 3_000);
     let crowded = values_named([many.as_bytes()], b"device_id", limits);
-    assert_eq!((crowded.values.len(), crowded.complete), (1, true), "other names are free");
+    assert_eq!(
+        (crowded.values.len(), crowded.complete),
+        (1, true),
+        "other names are free"
+    );
     let big = format!("{}=x; device_id=late", "k".repeat(128 * 1024));
     assert!(big.len() > 128 * 1024);
     let cut = values_named([big.as_bytes()], b"device_id", limits);

@@ -19,11 +19,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_device::stores::{RedisStore, Store};
 use actix_device::carts::Carts;
 use actix_device::devices::{Devices, Permissions};
 use actix_device::flags::{FlagDefinition, Flags};
 use actix_device::limits::{Limit, Quota};
+use actix_device::stores::{RedisStore, Store};
 use actix_device::{
     ApiError, Cart, CurrentSession, DeviceContext, DeviceTracking, Key, Keyring, RateLimit,
     ServiceContext, Sessions,
@@ -121,12 +121,10 @@ impl Instance {
                 .service(sessions.routes("/devices"))
                 .service(
                     web::scope("/limited")
-                        .wrap(
-                            RateLimit::new(
-                                "limited",
-                                Limit::Shared(Quota::new(4, Duration::from_secs(600)), context.clone()),
-                            ),
-                        )
+                        .wrap(RateLimit::new(
+                            "limited",
+                            Limit::Shared(Quota::new(4, Duration::from_secs(600)), context.clone()),
+                        ))
                         .route("", web::get().to(HttpResponse::Ok)),
                 )
                 .wrap(tracking.clone())

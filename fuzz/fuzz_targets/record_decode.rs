@@ -17,11 +17,14 @@ macro_rules! check_all {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // Every record the services store, the private ones too (user device lists,
+    // limiter state, counters): the same two checks, inside the library.
+    actix_device::fuzzing::decode_private_records(data);
     check_all!(data;
-        actix_device::DeviceRecord,
-        actix_device::SessionRecord,
-        actix_device::CartRecord,
-        actix_device::FlagDefinition,
+        actix_device::devices::DeviceRecord,
+        actix_device::sessions::SessionRecord,
+        actix_device::carts::CartRecord,
+        actix_device::flags::FlagDefinition,
     );
     if let Ok(env) = actix_device_store::envelope::decode(b"fuzz/key", data) {
         assert_eq!(actix_device_store::envelope::encode(env.value, env.expires_at), data);

@@ -6,7 +6,8 @@
 
 use std::sync::OnceLock;
 
-use actix_device::{Key, Keyring, Mode, TokenCodec, TokenContext};
+use actix_device::token::{TokenCodec, TokenContext};
+use actix_device::{Key, Keyring, Mode};
 use libfuzzer_sys::fuzz_target;
 
 struct Codecs {

@@ -5,7 +5,8 @@
 
 use std::sync::OnceLock;
 
-use actix_device::{DeviceId, Key, Keyring, Mode, TokenCodec, TokenContext};
+use actix_device::token::{TokenCodec, TokenContext};
+use actix_device::{DeviceId, Key, Keyring, Mode};
 use arbitrary::Arbitrary;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

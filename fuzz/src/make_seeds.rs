@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use actix_device::record::encode;
-use actix_device::{
-    CartRecord, DeviceId, FlagDefinition, Key, Keyring, Mode, TokenCodec, TokenContext,
-};
+use actix_device::token::{TokenCodec, TokenContext};
+use actix_device::carts::CartRecord;
+use actix_device::flags::FlagDefinition;
+use actix_device::{DeviceId, Key, Keyring, Mode};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new("corpus").join(target);
@@ -17,7 +18,7 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 fn main() {
     let id = DeviceId::from_bytes(*b"\x01\x9a\x0b\x3c\x7d\x4e\x7f\x00\x8a\x01\x23\x45\x67\x89\xab\xcd");
     let ring = Keyring::new(Key::from_secret(&[9; 32]).unwrap());
-    let ctx = TokenContext::new("device_id", "device");
+    let ctx = TokenContext::new("__Host-device_id", "device");
     let plain = TokenCodec::new(&ring, Mode::Plain, &ctx).encode(id, 1_800_000_000);
     let signed = TokenCodec::new(&ring, Mode::Signed, &ctx).encode(id, 1_800_000_000);
     let sealed = TokenCodec::new(&ring, Mode::Sealed, &ctx).encode(id, 1_800_000_000);
@@ -26,20 +27,20 @@ fn main() {
         .encode(id, 1_800_000_000);
     for (name, token) in [("plain", &plain), ("signed", &signed), ("sealed", &sealed), ("signed-expiring", &expiring)] {
         write("token_decode", name, token.as_bytes());
-        write("middleware_request", &format!("{name}"), format!("device_id={token}").as_bytes());
+        write("middleware_request", &format!("{name}"), format!("__Host-device_id={token}").as_bytes());
     }
     // token_structured takes arbitrary-derived input: a few byte patterns.
     for (i, bytes) in [vec![0u8; 32], vec![1u8; 40], (0..64u8).collect::<Vec<u8>>(), vec![0xff; 48]].iter().enumerate() {
         write("token_structured", &i.to_string(), bytes);
     }
     let headers = [
-        ("browser", format!("_ga=GA1.2.123.456; device_id={signed}; theme=dark; _gid=GA1.2.789")),
-        ("duplicates", format!("device_id=forged; device_id={signed}; device_id={sealed}")),
+        ("browser", format!("_ga=GA1.2.123.456; __Host-device_id={signed}; theme=dark; _gid=GA1.2.789")),
+        ("duplicates", format!("__Host-device_id=forged; __Host-device_id={signed}; __Host-device_id={sealed}")),
         ("host-prefix", format!("%5F%5FHost-device_id={signed}; __Host-device_id={signed}")),
-        ("quoted", "device_id=\"quoted\"; a=b".to_owned()),
+        ("quoted", "__Host-device_id=\"quoted\"; a=b".to_owned()),
         ("empty", String::new()),
-        ("odd", ";;= ; =x; device_id; device_id=; \t device_id = spaced ".to_owned()),
-        ("many", "a=b; ".repeat(200) + "device_id=late"),
+        ("odd", ";;= ; =x; __Host-device_id; __Host-device_id=; \t __Host-device_id = spaced ".to_owned()),
+        ("many", "a=b; ".repeat(200) + "__Host-device_id=late"),
     ];
     for (name, header) in &headers {
         write("cookie_header", name, header.as_bytes());
