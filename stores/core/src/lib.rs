@@ -26,12 +26,14 @@
 mod clock;
 pub mod envelope;
 mod error;
+pub mod read_cache;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{KeyName, StoreError};
+pub use read_cache::{Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ReadTicket, WriteGuard};
 pub use store::{
     check_key, check_scan_limit, check_value, BatchOp, CasOutcome, ScanPage, Store, MAX_KEY_LEN,
     MAX_SCAN_LIMIT, MAX_VALUE_LEN,

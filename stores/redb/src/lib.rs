@@ -26,8 +26,17 @@
 //! fails, every caller of that group gets the error and nothing of the group is written.
 //! Input errors (oversized keys or values) are caught before a write reaches the queue.
 //!
-//! Reads run on `tokio::task::spawn_blocking` in read transactions and never wait for
-//! the writer.
+//! # Reads
+//!
+//! `get` answers from an in-process [`ReadCache`] when it can, on the calling task with
+//! no thread hop; otherwise it reads in a read transaction on `tokio::task::spawn_blocking`
+//! (never waiting for the writer) and caches the answer, absent keys included. The cache is
+//! coherent because this process is the database's only writer (redb locks the file): the
+//! writer thread covers every key a group changes before it commits and releases them
+//! after, so a reader never gets a value older than a write that has returned, and never
+//! half of a batch. Cached entries keep their expiry and are misses once it passes by the
+//! store's clock. Scans always read the database. Size it or turn it off with
+//! [`RedbConfig::read_cache`].
 //!
 //! # Limitations
 //!
@@ -49,7 +58,8 @@ use std::time::Duration;
 
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, envelope, BatchOp, CasOutcome, Clock,
-    ScanPage, Store, StoreError, SystemClock,
+    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError, SystemClock,
+    WriteGuard,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
@@ -70,6 +80,7 @@ pub struct RedbConfig {
     durable: bool,
     max_batch: usize,
     cache_bytes: usize,
+    read_cache: ReadCacheConfig,
 }
 
 impl fmt::Debug for RedbConfig {
@@ -79,6 +90,7 @@ impl fmt::Debug for RedbConfig {
             .field("durable", &self.durable)
             .field("max_batch", &self.max_batch)
             .field("cache_bytes", &self.cache_bytes)
+            .field("read_cache", &self.read_cache)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +120,15 @@ impl RedbConfig {
         self
     }
 
+    /// The in-process read cache in front of `get` (default
+    /// [`ReadCacheConfig::default`]: 100 000 entries, 64 MiB);
+    /// [`ReadCacheConfig::disabled`] sends every `get` to the database.
+    #[doc(alias = "cache")]
+    pub fn read_cache(mut self, config: ReadCacheConfig) -> Self {
+        self.read_cache = config;
+        self
+    }
+
     /// Opens (or creates) the database. The directory must exist. A file that is not a
     /// redb database, a database already open, or a missing directory is
     /// [`StoreError::Open`], never a panic.
@@ -129,9 +150,11 @@ impl RedbConfig {
         }
         txn.commit().map_err(|e| StoreError::open(&path, e))?;
         let db = Arc::new(db);
+        let cache = Arc::new(ReadCache::new(self.read_cache));
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = Writer {
             db: Arc::clone(&db),
+            cache: Arc::clone(&cache),
             clock: Arc::clone(&self.clock),
             durable: self.durable,
             max_batch: self.max_batch,
@@ -143,6 +166,7 @@ impl RedbConfig {
         Ok(RedbStore {
             inner: Arc::new(Inner {
                 db,
+                cache,
                 clock: self.clock,
                 sender: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
@@ -160,6 +184,7 @@ pub struct RedbStore {
 
 struct Inner {
     db: Arc<Database>,
+    cache: Arc<ReadCache>,
     clock: Arc<dyn Clock>,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -201,6 +226,7 @@ impl RedbStore {
             durable: true,
             max_batch: 512,
             cache_bytes: 64 * 1024 * 1024,
+            read_cache: ReadCacheConfig::default(),
         }
     }
 
@@ -208,6 +234,12 @@ impl RedbStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The read cache's counters (hits, misses, entries held, ...).
+    #[must_use]
+    pub fn read_cache_stats(&self) -> ReadCacheStats {
+        self.inner.cache.stats()
     }
 
     async fn submit(&self, op: Op) -> Result<Reply, StoreError> {
@@ -259,6 +291,7 @@ struct Job {
 
 struct Writer {
     db: Arc<Database>,
+    cache: Arc<ReadCache>,
     clock: Arc<dyn Clock>,
     durable: bool,
     max_batch: usize,
@@ -280,36 +313,13 @@ impl Writer {
 
     /// Applies `jobs` in one transaction and answers each.
     fn commit_group(&self, jobs: Vec<Job>) {
-        let flush = jobs.iter().any(|j| matches!(j.op, Op::Flush));
-        let outcome = (|| -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-            let mut txn = self.db.begin_write().map_err(|e| engine(None, e))?;
-            txn.set_two_phase_commit(true);
-            let durability = if self.durable || flush {
-                Durability::Immediate
-            } else {
-                Durability::None
-            };
-            txn.set_durability(durability)
-                .map_err(|e| StoreError::backend(BACKEND, None, e.to_string()))?;
-            let mut results = Vec::with_capacity(jobs.len());
-            {
-                let mut data = txn.open_table(DATA).map_err(|e| engine(None, e))?;
-                let mut expiry = txn.open_table(EXPIRY).map_err(|e| engine(None, e))?;
-                let mut tables = Tables {
-                    data: &mut data,
-                    expiry: &mut expiry,
-                    now: self.clock.now_millis(),
-                    clock: &*self.clock,
-                };
-                for job in &jobs {
-                    // An engine error inside the transaction fails the whole group: redb
-                    // cannot roll back one operation without a savepoint per operation.
-                    results.push(Ok(tables.apply(&job.op)?));
-                }
-            }
-            txn.commit().map_err(|e| engine(None, e))?;
-            Ok(results)
-        })();
+        let outcome = {
+            // Every key the group changes is covered before the commit; the guard ends
+            // after it, before any caller is answered, so a caller's next read sees its
+            // write. It lives on this thread, which no cancelled request can interrupt.
+            let mut guard = self.cache.begin_write();
+            self.transaction(&jobs, &mut guard)
+        };
         match outcome {
             Ok(results) => {
                 for (job, result) in jobs.into_iter().zip(results) {
@@ -326,16 +336,55 @@ impl Writer {
             }
         }
     }
+
+    /// Runs `jobs` in one write transaction and commits it.
+    fn transaction(
+        &self,
+        jobs: &[Job],
+        guard: &mut WriteGuard<'_>,
+    ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+        let flush = jobs.iter().any(|j| matches!(j.op, Op::Flush));
+        let mut txn = self.db.begin_write().map_err(|e| engine(None, e))?;
+        txn.set_two_phase_commit(true);
+        let durability = if self.durable || flush {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability)
+            .map_err(|e| StoreError::backend(BACKEND, None, e.to_string()))?;
+        let mut results = Vec::with_capacity(jobs.len());
+        {
+            let mut data = txn.open_table(DATA).map_err(|e| engine(None, e))?;
+            let mut expiry = txn.open_table(EXPIRY).map_err(|e| engine(None, e))?;
+            let mut tables = Tables {
+                data: &mut data,
+                expiry: &mut expiry,
+                now: self.clock.now_millis(),
+                clock: &*self.clock,
+                guard,
+            };
+            for job in jobs {
+                // An engine error inside the transaction fails the whole group: redb
+                // cannot roll back one operation without a savepoint per operation.
+                results.push(Ok(tables.apply(&job.op)?));
+            }
+        }
+        txn.commit().map_err(|e| engine(None, e))?;
+        Ok(results)
+    }
 }
 
-struct Tables<'a, 't> {
+struct Tables<'a, 't, 'c> {
     data: &'a mut Table<'t, &'static [u8], &'static [u8]>,
     expiry: &'a mut Table<'t, &'static [u8], ()>,
     now: u64,
     clock: &'a dyn Clock,
+    /// Covers each key before it is changed (see [`ReadCache`]).
+    guard: &'a mut WriteGuard<'c>,
 }
 
-impl Tables<'_, '_> {
+impl Tables<'_, '_, '_> {
     fn apply(&mut self, op: &Op) -> Result<Reply, StoreError> {
         Ok(match op {
             Op::Put(k, v, ttl) => {
@@ -391,6 +440,7 @@ impl Tables<'_, '_> {
         value: Option<&[u8]>,
         ttl: Option<Duration>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.guard.cover(key);
         let previous = match self.data.remove(key).map_err(|e| engine(Some(key), e))? {
             Some(old) => {
                 let env = envelope::decode(key, old.value())?;
@@ -435,6 +485,7 @@ impl Tables<'_, '_> {
                 .remove(index_key.as_slice())
                 .map_err(|e| engine(None, e))?;
             if let Some((_, key)) = envelope::split_index_key(&index_key) {
+                self.guard.cover(key);
                 self.data.remove(key).map_err(|e| engine(Some(key), e))?;
                 removed += 1;
             }
@@ -443,22 +494,74 @@ impl Tables<'_, '_> {
     }
 }
 
-fn read_live(db: &Database, key: &[u8], now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+/// A live value and its absolute expiry.
+type Live = Option<(Vec<u8>, Option<u64>)>;
+
+/// The live value under `key` and its expiry, in a read transaction.
+fn read_live(db: &Database, key: &[u8], now: u64) -> Result<Live, StoreError> {
     let txn = db.begin_read().map_err(|e| engine(Some(key), e))?;
     let table = txn.open_table(DATA).map_err(|e| engine(Some(key), e))?;
     let Some(raw) = table.get(key).map_err(|e| engine(Some(key), e))? else {
         return Ok(None);
     };
     let env = envelope::decode(key, raw.value())?;
-    Ok((!env.is_expired(now)).then(|| env.value.to_vec()))
+    Ok((!env.is_expired(now)).then(|| (env.value.to_vec(), env.expires_at)))
+}
+
+/// Up to `limit` live entries under `prefix` after `after`, in a read transaction.
+fn scan_page(
+    db: &Database,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+    now: u64,
+) -> Result<ScanPage, StoreError> {
+    let txn = db.begin_read().map_err(|e| engine(None, e))?;
+    let table = txn.open_table(DATA).map_err(|e| engine(None, e))?;
+    let start: Bound<&[u8]> = match after {
+        Some(a) if a >= prefix => Bound::Excluded(a),
+        _ => Bound::Included(prefix),
+    };
+    let mut page = ScanPage::default();
+    for item in table
+        .range::<&[u8]>((start, Bound::Unbounded))
+        .map_err(|e| engine(None, e))?
+    {
+        let (k, v) = item.map_err(|e| engine(None, e))?;
+        let key = k.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        let env = envelope::decode(key, v.value())?;
+        if env.is_expired(now) {
+            continue;
+        }
+        if page.entries.len() == limit {
+            page.next = page.entries.last().map(|(k, _)| k.clone());
+            break;
+        }
+        page.entries.push((key.to_vec(), env.value.to_vec()));
+    }
+    Ok(page)
 }
 
 #[async_trait]
 impl Store for RedbStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
-        let key = key.to_vec();
-        self.read(move |db, now| read_live(db, &key, now)).await
+        let now = self.inner.clock.now_millis();
+        let ticket = match self.inner.cache.lookup(key, now) {
+            Lookup::Hit(value) => return Ok(value),
+            Lookup::Miss(ticket) => ticket,
+        };
+        let owned = key.to_vec();
+        let live = self.read(move |db, now| read_live(db, &owned, now)).await?;
+        let (value, expires_at) = live.map_or((None, None), |(v, at)| (Some(v), at));
+        let _ = self
+            .inner
+            .cache
+            .fill(ticket, key, value.as_deref(), expires_at);
+        Ok(value)
     }
 
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
@@ -530,36 +633,8 @@ impl Store for RedbStore {
         check_scan_limit(limit)?;
         let prefix = prefix.to_vec();
         let after = after.map(<[u8]>::to_vec);
-        self.read(move |db, now| {
-            let txn = db.begin_read().map_err(|e| engine(None, e))?;
-            let table = txn.open_table(DATA).map_err(|e| engine(None, e))?;
-            let start: Bound<&[u8]> = match &after {
-                Some(a) if a.as_slice() >= prefix.as_slice() => Bound::Excluded(a.as_slice()),
-                _ => Bound::Included(prefix.as_slice()),
-            };
-            let mut page = ScanPage::default();
-            for item in table
-                .range::<&[u8]>((start, Bound::Unbounded))
-                .map_err(|e| engine(None, e))?
-            {
-                let (k, v) = item.map_err(|e| engine(None, e))?;
-                let key = k.value();
-                if !key.starts_with(&prefix) {
-                    break;
-                }
-                let env = envelope::decode(key, v.value())?;
-                if env.is_expired(now) {
-                    continue;
-                }
-                if page.entries.len() == limit {
-                    page.next = page.entries.last().map(|(k, _)| k.clone());
-                    break;
-                }
-                page.entries.push((key.to_vec(), env.value.to_vec()));
-            }
-            Ok(page)
-        })
-        .await
+        self.read(move |db, now| scan_page(db, &prefix, after.as_deref(), limit, now))
+            .await
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {

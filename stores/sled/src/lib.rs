@@ -25,6 +25,18 @@
 //! so the index never disagrees with the data and compare-and-swap is atomic. Every sled
 //! call runs on `tokio::task::spawn_blocking`.
 //!
+//! # Reads
+//!
+//! `get` answers from an in-process [`ReadCache`] when it can, on the calling task with no
+//! thread hop; otherwise it reads sled on `spawn_blocking` and caches the answer, absent
+//! keys included. The cache is coherent because this process is the database's only writer
+//! (sled locks the directory): each write covers its keys before its transaction and
+//! releases them after, inside the blocking task (which a cancelled request cannot stop
+//! halfway), so a reader never gets a value older than a write that has returned, and never
+//! half of a batch. Cached entries keep their expiry and are misses once it passes by the
+//! store's clock. Scans always read sled. Size it or turn it off with
+//! [`SledConfig::read_cache`].
+//!
 //! # Limitations
 //!
 //! One process at a time (sled locks the directory). sled 0.34 is the last stable
@@ -43,7 +55,7 @@ use std::time::Duration;
 
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, envelope, BatchOp, CasOutcome, Clock,
-    ScanPage, Store, StoreError, SystemClock,
+    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError, SystemClock,
 };
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
@@ -64,6 +76,7 @@ pub struct SledConfig {
     flush_every_write: bool,
     flush_every_ms: Option<u64>,
     cache_bytes: u64,
+    read_cache: ReadCacheConfig,
 }
 
 impl fmt::Debug for SledConfig {
@@ -72,6 +85,7 @@ impl fmt::Debug for SledConfig {
             .field("path", &self.path)
             .field("flush_every_write", &self.flush_every_write)
             .field("flush_every_ms", &self.flush_every_ms)
+            .field("read_cache", &self.read_cache)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +116,15 @@ impl SledConfig {
         self
     }
 
+    /// The in-process read cache in front of `get` (default
+    /// [`ReadCacheConfig::default`]: 100 000 entries, 64 MiB);
+    /// [`ReadCacheConfig::disabled`] sends every `get` to sled.
+    #[doc(alias = "cache")]
+    pub fn read_cache(mut self, config: ReadCacheConfig) -> Self {
+        self.read_cache = config;
+        self
+    }
+
     /// Opens (or creates) the database directory, creating missing parent directories.
     /// A path that is a file, a directory another open store holds (sled locks it), or
     /// a corrupt database is [`StoreError::Open`], never a panic.
@@ -128,6 +151,7 @@ impl SledConfig {
                 db,
                 data,
                 expiry,
+                cache: ReadCache::new(self.read_cache),
                 clock: self.clock,
                 flush_every_write: self.flush_every_write,
                 path,
@@ -141,6 +165,7 @@ struct Inner {
     db: sled::Db,
     data: sled::Tree,
     expiry: sled::Tree,
+    cache: ReadCache,
     clock: Arc<dyn Clock>,
     flush_every_write: bool,
     path: PathBuf,
@@ -229,6 +254,7 @@ impl SledStore {
             flush_every_write: false,
             flush_every_ms: Some(500),
             cache_bytes: 64 * 1024 * 1024,
+            read_cache: ReadCacheConfig::default(),
         }
     }
 
@@ -236,6 +262,12 @@ impl SledStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The read cache's counters (hits, misses, entries held, ...).
+    #[must_use]
+    pub fn read_cache_stats(&self) -> ReadCacheStats {
+        self.inner.cache.stats()
     }
 
     /// Runs `f` on a blocking thread.
@@ -249,16 +281,25 @@ impl SledStore {
             .map_err(|e| StoreError::backend(BACKEND, None, e))?
     }
 
-    /// Runs a write transaction over both trees, then flushes if configured to.
+    /// Runs a write transaction over both trees that changes `keys`, then flushes if
+    /// configured to. A write of several keys (`exclusive`) keeps scans out while it
+    /// commits.
     async fn transact<T: Send + 'static>(
         &self,
-        key: Option<Vec<u8>>,
+        keys: Vec<Vec<u8>>,
+        exclusive: bool,
         body: impl Fn(&TransactionalTree, &TransactionalTree, u64) -> TxResult<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.blocking(move |inner| {
             let now = inner.clock.now_millis();
-            // A multi-key write (`key` is None) keeps scans out while it commits.
-            let exclusive = key.is_none().then(|| {
+            // Covered before the transaction, released after it (and the flush): see
+            // "Reads" in the crate docs. This runs to the end even if the caller is gone.
+            let mut cover = inner.cache.begin_write();
+            for key in &keys {
+                cover.cover(key);
+            }
+            let one_key = (keys.len() == 1).then(|| keys[0].as_slice());
+            let no_scans = exclusive.then(|| {
                 inner
                     .scan_vs_batch
                     .write()
@@ -268,32 +309,133 @@ impl SledStore {
                 .transaction(|(data, expiry)| body(data, expiry, now))
                 .map_err(|e| match e {
                     TransactionError::Abort(e) => e,
-                    TransactionError::Storage(e) => engine(key.as_deref(), e),
+                    TransactionError::Storage(e) => engine(one_key, e),
                 })?;
-            drop(exclusive);
+            drop(no_scans);
             if inner.flush_every_write {
-                inner.db.flush().map_err(|e| engine(key.as_deref(), e))?;
+                inner.db.flush().map_err(|e| engine(one_key, e))?;
             }
+            drop(cover);
             Ok(out)
         })
         .await
     }
 }
 
+/// The live value under `key` and its expiry.
+fn read_live(inner: &Inner, key: &[u8], now: u64) -> Result<Live, StoreError> {
+    let Some(raw) = inner.data.get(key).map_err(|e| engine(Some(key), e))? else {
+        return Ok(None);
+    };
+    let env = envelope::decode(key, &raw)?;
+    Ok((!env.is_expired(now)).then(|| (env.value.to_vec(), env.expires_at)))
+}
+
+/// A live value and its absolute expiry.
+type Live = Option<(Vec<u8>, Option<u64>)>;
+
+/// Up to `limit` live entries under `prefix` after `after`, with batches kept out.
+fn scan_page(
+    inner: &Inner,
+    prefix: &[u8],
+    after: Option<Vec<u8>>,
+    limit: usize,
+) -> Result<ScanPage, StoreError> {
+    let now = inner.clock.now_millis();
+    let start: Bound<Vec<u8>> = match after {
+        Some(a) if a.as_slice() >= prefix => Bound::Excluded(a),
+        _ => Bound::Included(prefix.to_vec()),
+    };
+    let mut page = ScanPage::default();
+    let _no_batch_meanwhile = inner
+        .scan_vs_batch
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    for item in inner.data.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        let (k, v) = item.map_err(|e| engine(None, e))?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        let env = envelope::decode(&k, &v)?;
+        if env.is_expired(now) {
+            continue;
+        }
+        if page.entries.len() == limit {
+            page.next = page.entries.last().map(|(k, _)| k.clone());
+            break;
+        }
+        page.entries.push((k.to_vec(), env.value.to_vec()));
+    }
+    Ok(page)
+}
+
+/// Removes every entry whose expiry has passed, walking only the expiry index.
+fn purge(inner: &Inner) -> Result<u64, StoreError> {
+    let now = inner.clock.now_millis();
+    let bound = envelope::index_upper_bound(now);
+    let mut removed = 0;
+    for item in inner.expiry.range(..bound) {
+        let (index_key, _) = item.map_err(|e| engine(None, e))?;
+        removed += u64::from(purge_one(inner, &index_key)?);
+    }
+    if inner.flush_every_write {
+        inner.db.flush().map_err(|e| engine(None, e))?;
+    }
+    Ok(removed)
+}
+
+/// Removes one expiry-index entry and, if the data entry still carries that expiry (not
+/// rewritten since), the entry itself. Returns whether it removed an entry.
+fn purge_one(inner: &Inner, index_key: &[u8]) -> Result<bool, StoreError> {
+    let Some((at, key)) = envelope::split_index_key(index_key) else {
+        inner
+            .expiry
+            .remove(index_key)
+            .map_err(|e| engine(None, e))?;
+        return Ok(false);
+    };
+    let mut cover = inner.cache.begin_write();
+    cover.cover(key);
+    let gone = (&inner.data, &inner.expiry)
+        .transaction(|(data, expiry)| {
+            expiry.remove(index_key).map_err(tx_err)?;
+            let Some(raw) = data.get(key).map_err(tx_err)? else {
+                return Ok(false);
+            };
+            let env = envelope::decode(key, &raw).map_err(ConflictableTransactionError::Abort)?;
+            if env.expires_at == Some(at) {
+                data.remove(key).map_err(tx_err)?;
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => engine(Some(key), e),
+        })?;
+    drop(cover);
+    Ok(gone)
+}
+
 #[async_trait]
 impl Store for SledStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
-        let key = key.to_vec();
-        self.blocking(move |inner| {
-            let now = inner.clock.now_millis();
-            let Some(raw) = inner.data.get(&key).map_err(|e| engine(Some(&key), e))? else {
-                return Ok(None);
-            };
-            let env = envelope::decode(&key, &raw)?;
-            Ok((!env.is_expired(now)).then(|| env.value.to_vec()))
-        })
-        .await
+        let now = self.inner.clock.now_millis();
+        let ticket = match self.inner.cache.lookup(key, now) {
+            Lookup::Hit(value) => return Ok(value),
+            Lookup::Miss(ticket) => ticket,
+        };
+        let owned = key.to_vec();
+        let live = self
+            .blocking(move |inner| read_live(inner, &owned, now))
+            .await?;
+        let (value, expires_at) = live.map_or((None, None), |(v, at)| (Some(v), at));
+        let _ = self
+            .inner
+            .cache
+            .fill(ticket, key, value.as_deref(), expires_at);
+        Ok(value)
     }
 
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
@@ -301,7 +443,7 @@ impl Store for SledStore {
         check_value(key, value)?;
         let expires_at = ttl.map(|t| self.inner.clock.expiry_for(t));
         let (k, v) = (key.to_vec(), value.to_vec());
-        self.transact(Some(k.clone()), move |d, e, now| {
+        self.transact(vec![k.clone()], false, move |d, e, now| {
             write(d, e, &k, Some(&v), expires_at, now).map(|_| ())
         })
         .await
@@ -310,7 +452,7 @@ impl Store for SledStore {
     async fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
         let k = key.to_vec();
-        self.transact(Some(k.clone()), move |d, e, now| {
+        self.transact(vec![k.clone()], false, move |d, e, now| {
             write(d, e, &k, None, None, now).map(|p| p.is_some())
         })
         .await
@@ -326,7 +468,7 @@ impl Store for SledStore {
         check_value(key, value)?;
         let expires_at = ttl.map(|t| self.inner.clock.expiry_for(t));
         let (k, v) = (key.to_vec(), value.to_vec());
-        self.transact(Some(k.clone()), move |d, e, now| {
+        self.transact(vec![k.clone()], false, move |d, e, now| {
             if live(d, &k, now)?.is_some() {
                 return Ok(false);
             }
@@ -351,7 +493,7 @@ impl Store for SledStore {
         let k = key.to_vec();
         let expected = expected.map(<[u8]>::to_vec);
         let new = new.map(<[u8]>::to_vec);
-        self.transact(Some(k.clone()), move |d, e, now| {
+        self.transact(vec![k.clone()], false, move |d, e, now| {
             let current = live(d, &k, now)?;
             if current != expected {
                 return Ok(CasOutcome::Conflict { current });
@@ -371,35 +513,8 @@ impl Store for SledStore {
         check_scan_limit(limit)?;
         let prefix = prefix.to_vec();
         let after = after.map(<[u8]>::to_vec);
-        self.blocking(move |inner| {
-            let now = inner.clock.now_millis();
-            let start: Bound<Vec<u8>> = match after {
-                Some(a) if a >= prefix => Bound::Excluded(a),
-                _ => Bound::Included(prefix.clone()),
-            };
-            let mut page = ScanPage::default();
-            let _no_batch_meanwhile = inner
-                .scan_vs_batch
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            for item in inner.data.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
-                let (k, v) = item.map_err(|e| engine(None, e))?;
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                let env = envelope::decode(&k, &v)?;
-                if env.is_expired(now) {
-                    continue;
-                }
-                if page.entries.len() == limit {
-                    page.next = page.entries.last().map(|(k, _)| k.clone());
-                    break;
-                }
-                page.entries.push((k.to_vec(), env.value.to_vec()));
-            }
-            Ok(page)
-        })
-        .await
+        self.blocking(move |inner| scan_page(inner, &prefix, after, limit))
+            .await
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
@@ -407,6 +522,7 @@ impl Store for SledStore {
             op.check()?;
         }
         let clock = Arc::clone(&self.inner.clock);
+        let keys = ops.iter().map(|op| op.key().to_vec()).collect();
         let ops: Vec<(BatchOp, Option<u64>)> = ops
             .into_iter()
             .map(|op| {
@@ -417,7 +533,7 @@ impl Store for SledStore {
                 (op, at)
             })
             .collect();
-        self.transact(None, move |d, e, now| {
+        self.transact(keys, true, move |d, e, now| {
             for (op, at) in &ops {
                 match op {
                     BatchOp::Put { key, value, .. } => write(d, e, key, Some(value), *at, now)?,
@@ -430,47 +546,7 @@ impl Store for SledStore {
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
-        self.blocking(|inner| {
-            let now = inner.clock.now_millis();
-            let bound = envelope::index_upper_bound(now);
-            let mut removed = 0;
-            for item in inner.expiry.range(..bound) {
-                let (index_key, _) = item.map_err(|e| engine(None, e))?;
-                let Some((at, key)) = envelope::split_index_key(&index_key) else {
-                    inner
-                        .expiry
-                        .remove(&index_key)
-                        .map_err(|e| engine(None, e))?;
-                    continue;
-                };
-                let key = key.to_vec();
-                let gone = (&inner.data, &inner.expiry)
-                    .transaction(|(data, expiry)| {
-                        expiry.remove(index_key.as_ref()).map_err(tx_err)?;
-                        // Only if the entry still carries this expiry (not rewritten since).
-                        let Some(raw) = data.get(&key).map_err(tx_err)? else {
-                            return Ok(false);
-                        };
-                        let env = envelope::decode(&key, &raw)
-                            .map_err(ConflictableTransactionError::Abort)?;
-                        if env.expires_at == Some(at) {
-                            data.remove(key.as_slice()).map_err(tx_err)?;
-                            return Ok(true);
-                        }
-                        Ok(false)
-                    })
-                    .map_err(|e| match e {
-                        TransactionError::Abort(e) => e,
-                        TransactionError::Storage(e) => engine(Some(&key), e),
-                    })?;
-                removed += u64::from(gone);
-            }
-            if inner.flush_every_write {
-                inner.db.flush().map_err(|e| engine(None, e))?;
-            }
-            Ok(removed)
-        })
-        .await
+        self.blocking(purge).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

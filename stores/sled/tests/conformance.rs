@@ -1,8 +1,9 @@
-//! The conformance suite on real sled directories in a temp dir.
+//! The conformance suite on real sled directories in a temp dir: with the read cache (the
+//! default) and without it.
 
 use actix_device_sled::SledStore;
 use actix_device_store::testkit::{self, Harness};
-use actix_device_store::{async_trait, ManualClock};
+use actix_device_store::{async_trait, ManualClock, ReadCacheConfig};
 
 struct Sled {
     dir: tempfile::TempDir,
@@ -53,4 +54,33 @@ async fn sled_flush_every_write_passes_too() {
         flush_every_write: true,
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sled_without_read_cache_passes_too() {
+    struct Uncached(tempfile::TempDir, std::sync::atomic::AtomicUsize);
+    #[async_trait]
+    impl Harness for Uncached {
+        type Store = SledStore;
+        async fn open(&self, clock: ManualClock) -> SledStore {
+            let n = self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            SledStore::builder(self.0.path().join(n.to_string()))
+                .clock(clock)
+                .read_cache(ReadCacheConfig::disabled())
+                .open()
+                .unwrap()
+        }
+        async fn reopen(&self, store: SledStore, clock: ManualClock) -> Option<SledStore> {
+            let path = store.path().to_owned();
+            drop(store);
+            Some(
+                SledStore::builder(path)
+                    .clock(clock)
+                    .read_cache(ReadCacheConfig::disabled())
+                    .open()
+                    .unwrap(),
+            )
+        }
+    }
+    testkit::run_suite(&Uncached(tempfile::tempdir().unwrap(), 0.into())).await;
 }
