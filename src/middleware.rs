@@ -173,6 +173,8 @@ fn read_token(
 fn accepted(settings: &Settings, token: Token, now: u64) -> DeviceContext {
     let reissue = if token.retired_key {
         Some(Reissue::RetiredKey)
+    } else if token.legacy_format {
+        Some(Reissue::LegacyFormat)
     } else if token
         .issued_at
         .is_some_and(|at| now.saturating_sub(at) >= settings.refresh_age.as_secs())
@@ -227,7 +229,10 @@ fn outgoing_cookie(
         }
         None => {
             let reissue = context.reissue?;
-            if matches!(reissue, Reissue::RetiredKey | Reissue::Refresh) {
+            if matches!(
+                reissue,
+                Reissue::RetiredKey | Reissue::LegacyFormat | Reissue::Refresh
+            ) {
                 settings.metrics.reissued();
             }
             Some(device_cookie(
