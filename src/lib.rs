@@ -32,9 +32,10 @@
 //! |---|---|---|---|
 //! | [`Mode::Plain`] | yes | **yes** (development only) | 36 B |
 //! | [`Mode::Signed`] (default) | yes (base64) | no (keyed BLAKE3, 128-bit tag) | 62 B |
-//! | [`Mode::Sealed`] | no (XChaCha20-Poly1305) | no | 94 B |
+//! | [`Mode::Sealed`] | no (AES-256-GCM-SIV) | no | 78 B |
 //!
-//! The token format is described in [`token`].
+//! The token format is described in [`token`] and specified, with test vectors, in
+//! `docs/token-format.md`.
 //!
 //! # Rotating keys
 //!
