@@ -78,7 +78,7 @@ pub use device_id::{compare_device_ids, DeviceId, IdGenerator, ParseDeviceIdErro
 pub use events::{DeviceEvents, HookError, NoEvents, SessionEvent};
 pub use extract::{DeviceContext, DeviceControl, DeviceError, Reissue};
 pub use flags::{DeviceFlags, FlagDefinition, Flags, Override, FULL_ROLLOUT};
-pub use keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
+pub use keyring::{Key, KeyError, Keyring, MAX_SECRET_LEN, MIN_SECRET_LEN};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use rate_limit::{Decision, Quota, RateLimit};
 pub use registry::{

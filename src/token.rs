@@ -13,7 +13,7 @@
 //! `context | version | key_id | body`; the sealed AEAD's associated data is
 //! `context | version | key_id`. `context` is the length-prefixed cookie name and purpose,
 //! so a token minted for one cookie or purpose never verifies for another. Each mode,
-//! cipher and purpose uses its own sub-key derived from the [`Key`](crate::Key) with
+//! cipher and purpose uses its own sub-key derived from the [`crate::Key`] with
 //! `blake3::derive_key`. The base64 is URL-safe without padding, and only its canonical
 //! form decodes (no stray trailing bits). The full specification, with test vectors, is
 //! `docs/token-format.md`.
