@@ -1,5 +1,7 @@
 //! Token codec against the raw primitives doing the same work, and against the `cookie`
 //! crate's signed and private jars, in one run. Prints a ratio table at the end.
+//! `sealed` is the current sealed format (v2, AES-256-GCM-SIV); `sealed-v1` the legacy
+//! XChaCha20-Poly1305 format that still verifies.
 //!
 //! ```sh
 //! cargo bench --bench codec
@@ -10,11 +12,13 @@ use std::time::Duration;
 
 use actix_device::token::{TokenCodec, TokenContext};
 use actix_device::{DeviceId, Key, Keyring, Mode};
+use aes_gcm_siv::Aes256GcmSiv;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use criterion::{BenchmarkId, Criterion};
+use rand::RngCore;
 
 const NOW: u64 = 1_800_000_000;
 
@@ -43,6 +47,8 @@ fn benches(c: &mut Criterion) {
             b.iter(|| codec.decode(black_box(token.as_bytes()), NOW).unwrap())
         });
     }
+
+    legacy_sealed(&mut g, id);
 
     // Raw: keyed BLAKE3 over the same bytes a signed token authenticates, plus base64 of
     // the whole token, both ways.
@@ -117,6 +123,7 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    raw_aes(&mut g, &key);
     g.bench_function(BenchmarkId::new("raw", "uuidv7"), |b| {
         b.iter(DeviceId::new_v7)
     });
@@ -146,7 +153,100 @@ fn benches(c: &mut Criterion) {
             jar.private(&jar_key).get("device_id").unwrap()
         })
     });
+    g.bench_function(BenchmarkId::new("cookie-crate", "private encrypt"), |b| {
+        b.iter(|| {
+            let mut jar = cookie::CookieJar::new();
+            jar.private_mut(&jar_key)
+                .add(cookie::Cookie::new("device_id", black_box(value.clone())));
+            jar.delta().next().map(|c| c.value().len())
+        })
+    });
     g.finish();
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// The legacy sealed format (v1, XChaCha20-Poly1305) through the codec: what a browser
+/// with a cookie from before v2 costs until its token is re-issued.
+fn legacy_sealed(g: &mut Group<'_>, id: DeviceId) {
+    let codec = codec(Mode::Sealed);
+    let body = [&id.as_bytes()[..], &NOW.to_be_bytes(), &[0]].concat();
+    let key_id = codec.primary_key_id();
+    let token = codec.seal_body_with(0x02, key_id, &[6; 24], &body).unwrap();
+    g.bench_function(BenchmarkId::new("encode", "sealed-v1"), |b| {
+        b.iter(|| {
+            let mut nonce = [0u8; 24];
+            rand::thread_rng().fill_bytes(&mut nonce);
+            codec.seal_body_with(0x02, key_id, &nonce, black_box(&body))
+        })
+    });
+    g.bench_function(BenchmarkId::new("decode", "sealed-v1"), |b| {
+        b.iter(|| codec.decode(black_box(token.as_bytes()), NOW).unwrap())
+    });
+}
+
+/// Raw AES-256-GCM-SIV (what sealed v2 uses) and AES-256-GCM (what the `cookie` crate's
+/// private jar uses), cached ciphers, the sealed token's plaintext and AAD sizes.
+fn raw_aes(g: &mut Group<'_>, key: &[u8; 32]) {
+    let body = [1u8; 25];
+    let aad = [2u8; 31];
+    let nonce = [5u8; 12];
+    let payload = || Payload {
+        msg: &body,
+        aad: &aad,
+    };
+    let siv = Aes256GcmSiv::new(key.into());
+    let siv_sealed = siv
+        .encrypt(aes_gcm_siv::Nonce::from_slice(&nonce), payload())
+        .unwrap();
+    let gcm = aes_gcm::Aes256Gcm::new(key.into());
+    let gcm_sealed = gcm
+        .encrypt(aes_gcm::Nonce::from_slice(&nonce), payload())
+        .unwrap();
+    g.bench_function(BenchmarkId::new("raw", "aes-gcm-siv decrypt"), |b| {
+        b.iter(|| {
+            let msg = black_box(&siv_sealed[..]);
+            siv.decrypt(
+                aes_gcm_siv::Nonce::from_slice(&nonce),
+                Payload { msg, aad: &aad },
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function(BenchmarkId::new("raw", "aes-gcm-siv decrypt+b64"), |b| {
+        let text = URL_SAFE_NO_PAD.encode([&[0u8; 5][..], &nonce, &siv_sealed].concat());
+        b.iter(|| {
+            let raw = URL_SAFE_NO_PAD.decode(black_box(text.as_bytes())).unwrap();
+            siv.decrypt(
+                aes_gcm_siv::Nonce::from_slice(&raw[5..17]),
+                Payload {
+                    msg: &raw[17..],
+                    aad: &aad,
+                },
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function(BenchmarkId::new("raw", "aes-gcm-siv encrypt"), |b| {
+        b.iter(|| {
+            let msg = black_box(&body[..]);
+            siv.encrypt(
+                aes_gcm_siv::Nonce::from_slice(&nonce),
+                Payload { msg, aad: &aad },
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function(BenchmarkId::new("raw", "aes-256-gcm decrypt"), |b| {
+        b.iter(|| {
+            let msg = black_box(&gcm_sealed[..]);
+            gcm.decrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload { msg, aad: &aad },
+            )
+            .unwrap()
+        })
+    });
 }
 
 /// Median estimate (ns) of a finished benchmark, from criterion's saved estimates.
@@ -173,14 +273,44 @@ fn print_ratios() {
             1.5,
         ),
         (
-            "sealed decode / raw xchacha decrypt",
+            "sealed decode / raw aes-gcm-siv decrypt",
             "decode/sealed",
+            "raw/aes-gcm-siv decrypt",
+            1.2,
+        ),
+        (
+            "sealed decode / raw aes-gcm-siv decrypt+b64",
+            "decode/sealed",
+            "raw/aes-gcm-siv decrypt+b64",
+            1.2,
+        ),
+        (
+            "sealed decode / sealed-v1 decode",
+            "decode/sealed",
+            "decode/sealed-v1",
+            1.0,
+        ),
+        (
+            "sealed encode / sealed-v1 encode",
+            "encode/sealed",
+            "encode/sealed-v1",
+            1.0,
+        ),
+        (
+            "sealed decode / raw aes-256-gcm decrypt",
+            "decode/sealed",
+            "raw/aes-256-gcm decrypt",
+            f64::NAN,
+        ),
+        (
+            "sealed-v1 decode / raw xchacha decrypt",
+            "decode/sealed-v1",
             "raw/xchacha decrypt",
             1.2,
         ),
         (
-            "sealed decode / raw xchacha decrypt+b64",
-            "decode/sealed",
+            "sealed-v1 decode / raw xchacha decrypt+b64",
+            "decode/sealed-v1",
             "raw/xchacha decrypt+b64",
             1.2,
         ),
@@ -194,7 +324,13 @@ fn print_ratios() {
             "sealed decode / cookie private decrypt",
             "decode/sealed",
             "cookie-crate/private decrypt",
-            f64::NAN,
+            1.0,
+        ),
+        (
+            "sealed encode / cookie private encrypt",
+            "encode/sealed",
+            "cookie-crate/private encrypt",
+            1.0,
         ),
         (
             "plain decode / raw uuidv7 generation",

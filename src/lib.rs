@@ -32,9 +32,10 @@
 //! |---|---|---|---|
 //! | [`Mode::Plain`] | yes | **yes** (development only) | 36 B |
 //! | [`Mode::Signed`] (default) | yes (base64) | no (keyed BLAKE3, 128-bit tag) | 62 B |
-//! | [`Mode::Sealed`] | no (XChaCha20-Poly1305) | no | 94 B |
+//! | [`Mode::Sealed`] | no (AES-256-GCM-SIV) | no | 78 B |
 //!
-//! The token format is described in `docs/token-format.md` and [`token`].
+//! The token format is described in [`token`] and specified, with test vectors, in
+//! `docs/token-format.md`.
 //!
 //! # Rotating keys
 //!
@@ -65,7 +66,7 @@ pub use identity::device_id::{
 };
 pub use identity::error::DeviceError;
 pub use identity::extract::{DeviceContext, DeviceControl, Reissue};
-pub use identity::keyring::{Key, KeyError, Keyring, MIN_SECRET_LEN};
+pub use identity::keyring::{Key, KeyError, Keyring, MAX_SECRET_LEN, MIN_SECRET_LEN};
 pub use identity::metrics::{Metrics, MetricsSnapshot};
 pub use identity::token::{Mode, Rejected};
 

@@ -1,7 +1,9 @@
 //! Properties of everything that reads untrusted bytes, each over 10,000 generated cases
 //! (`PROPTEST_CASES` overrides). The token codec is checked the way token libraries are:
 //! every mode round-trips, and every single-bit flip, truncation, extension, wrong key,
-//! wrong context, malformed field, expired or non-canonical token is rejected.
+//! wrong context, malformed field, expired or non-canonical token is rejected. Sealed
+//! tokens are checked in both formats: the current one (v2, AES-256-GCM-SIV) and the
+//! legacy one that still verifies (v1, XChaCha20-Poly1305).
 
 use std::time::Duration;
 
@@ -38,8 +40,65 @@ fn codec(mode: Mode, k: &Key) -> TokenCodec {
     )
 }
 
-fn mode() -> impl Strategy<Value = Mode> {
-    prop_oneof![Just(Mode::Signed), Just(Mode::Sealed)]
+/// A token format a codec verifies: signed, sealed (v2, what `encode` mints) and the
+/// legacy sealed v1 (minted here through the `seal_body_with` test hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Signed,
+    Sealed,
+    SealedV1,
+}
+
+impl Format {
+    fn mode(self) -> Mode {
+        match self {
+            Format::Signed => Mode::Signed,
+            Format::Sealed | Format::SealedV1 => Mode::Sealed,
+        }
+    }
+}
+
+fn format() -> impl Strategy<Value = Format> {
+    prop_oneof![
+        Just(Format::Signed),
+        Just(Format::Sealed),
+        Just(Format::SealedV1)
+    ]
+}
+
+/// `id | issued_at | exp_flag [| expires_at]`.
+fn body(id: DeviceId, at: u64, expires_at: Option<u64>) -> Vec<u8> {
+    let mut body = id.as_bytes().to_vec();
+    body.extend_from_slice(&at.to_be_bytes());
+    match expires_at {
+        None => body.push(0),
+        Some(e) => {
+            body.push(1);
+            body.extend_from_slice(&e.to_be_bytes());
+        }
+    }
+    body
+}
+
+/// Tags or seals `body` under `c`'s primary key in format `f`, with `key_id` in the header.
+fn seal(c: &TokenCodec, f: Format, key_id: u32, body: &[u8]) -> String {
+    match f {
+        Format::SealedV1 => {
+            let mut nonce = [0u8; 24];
+            nonce[..body.len().min(24)].copy_from_slice(&body[..body.len().min(24)]);
+            nonce[23] ^= 0x5a;
+            c.seal_body_with(0x02, key_id, &nonce, body).unwrap()
+        }
+        _ => c.seal_body(key_id, body),
+    }
+}
+
+/// A token for `id` issued at `at`, as `c` would mint it in format `f`.
+fn mint(c: &TokenCodec, f: Format, id: DeviceId, at: u64) -> String {
+    match f {
+        Format::SealedV1 => seal(c, f, c.primary_key_id(), &body(id, at, None)),
+        _ => c.encode(id, at),
+    }
 }
 
 fn id() -> impl Strategy<Value = DeviceId> {
@@ -78,11 +137,24 @@ proptest! {
         })?;
     }
 
+    /// 1b. Sealed v1 tokens verify, keep their id and time, and ask to be re-issued;
+    /// v2 and signed tokens do not.
+    #[test]
+    fn legacy_sealed_tokens_verify_and_ask_for_reissue(id in id(), at in 0u64..u64::MAX / 2, f in format()) {
+        with_codec(f.mode(), |c| {
+            let got = c.decode(mint(c, f, id, at).as_bytes(), at).unwrap();
+            prop_assert_eq!((got.id, got.issued_at), (id, Some(at)));
+            prop_assert_eq!(got.legacy_format, f == Format::SealedV1);
+            prop_assert!(!got.retired_key);
+            Ok(())
+        })?;
+    }
+
     /// 2. Every single-bit flip of the token's bytes is rejected (all bits, not a sample).
     #[test]
-    fn every_single_bit_flip_is_rejected(id in id(), m in mode()) {
-        with_codec(m, |c| {
-            let raw = URL_SAFE_NO_PAD.decode(c.encode(id, NOW)).unwrap();
+    fn every_single_bit_flip_is_rejected(id in id(), f in format()) {
+        with_codec(f.mode(), |c| {
+            let raw = URL_SAFE_NO_PAD.decode(mint(c, f, id, NOW)).unwrap();
             for bit in 0..raw.len() * 8 {
                 let mut flipped = raw.clone();
                 flipped[bit / 8] ^= 1 << (bit % 8);
@@ -95,9 +167,9 @@ proptest! {
 
     /// 3. Every truncation is rejected, of the bytes and of the text.
     #[test]
-    fn every_truncation_is_rejected(id in id(), m in mode()) {
-        with_codec(m, |c| {
-            let text = c.encode(id, NOW);
+    fn every_truncation_is_rejected(id in id(), f in format()) {
+        with_codec(f.mode(), |c| {
+            let text = mint(c, f, id, NOW);
             let raw = URL_SAFE_NO_PAD.decode(&text).unwrap();
             for len in 0..raw.len() {
                 let t = URL_SAFE_NO_PAD.encode(&raw[..len]);
@@ -112,9 +184,9 @@ proptest! {
 
     /// 4. Any appended byte is rejected.
     #[test]
-    fn any_appended_byte_is_rejected(id in id(), m in mode(), extra in any::<u8>(), more in proptest::collection::vec(any::<u8>(), 0..8)) {
-        with_codec(m, |c| {
-            let mut raw = URL_SAFE_NO_PAD.decode(c.encode(id, NOW)).unwrap();
+    fn any_appended_byte_is_rejected(id in id(), f in format(), extra in any::<u8>(), more in proptest::collection::vec(any::<u8>(), 0..8)) {
+        with_codec(f.mode(), |c| {
+            let mut raw = URL_SAFE_NO_PAD.decode(mint(c, f, id, NOW)).unwrap();
             raw.push(extra);
             raw.extend_from_slice(&more);
             let t = URL_SAFE_NO_PAD.encode(&raw);
@@ -125,10 +197,10 @@ proptest! {
 
     /// 5. A token under another key is rejected.
     #[test]
-    fn wrong_key_is_rejected(id in id(), m in mode(), seed in 2u8..=255) {
-        let other = codec(m, &key(seed));
-        let token = other.encode(id, NOW);
-        with_codec(m, |c| {
+    fn wrong_key_is_rejected(id in id(), f in format(), seed in 2u8..=255) {
+        let other = codec(f.mode(), &key(seed));
+        let token = mint(&other, f, id, NOW);
+        with_codec(f.mode(), |c| {
             let err = c.decode(token.as_bytes(), NOW).unwrap_err();
             prop_assert!(matches!(err, Rejected::UnknownKey | Rejected::BadTag), "{:?}", err);
             Ok(())
@@ -137,11 +209,11 @@ proptest! {
 
     /// 6. A token for another cookie name or purpose is rejected.
     #[test]
-    fn other_cookie_or_purpose_is_rejected(id in id(), m in mode(), name in "[a-z_]{1,12}", purpose in "[a-z]{1,10}") {
+    fn other_cookie_or_purpose_is_rejected(id in id(), f in format(), name in "[a-z_]{1,12}", purpose in "[a-z]{1,10}") {
         prop_assume!(name != "device_id" || purpose != "device");
-        let other = TokenCodec::new(&Keyring::new(key(1)), m, &TokenContext::new(name, purpose));
-        let token = other.encode(id, NOW);
-        with_codec(m, |c| {
+        let other = TokenCodec::new(&Keyring::new(key(1)), f.mode(), &TokenContext::new(name, purpose));
+        let token = mint(&other, f, id, NOW);
+        with_codec(f.mode(), |c| {
             prop_assert_eq!(c.decode(token.as_bytes(), NOW), Err(Rejected::BadTag));
             Ok(())
         })?;
@@ -150,15 +222,15 @@ proptest! {
     /// 7. A retired key's token is accepted (and marked for re-issue); once the key is
     /// removed it is rejected.
     #[test]
-    fn retired_key_accepted_removed_key_rejected(id in id(), m in mode(), seed in 2u8..=255) {
-        let old = codec(m, &key(seed)).encode(id, NOW);
-        let rotated = TokenCodec::new(&Keyring::new(key(1)).with_retired(key(seed)), m, &TokenContext::new("device_id", "device"));
+    fn retired_key_accepted_removed_key_rejected(id in id(), f in format(), seed in 2u8..=255) {
+        let old = mint(&codec(f.mode(), &key(seed)), f, id, NOW);
+        let rotated = TokenCodec::new(&Keyring::new(key(1)).with_retired(key(seed)), f.mode(), &TokenContext::new("device_id", "device"));
         let token = rotated.decode(old.as_bytes(), NOW).unwrap();
         prop_assert_eq!(token.id, id);
         prop_assert!(token.retired_key);
         let fresh = rotated.decode(rotated.encode(id, NOW).as_bytes(), NOW).unwrap();
-        prop_assert!(!fresh.retired_key);
-        with_codec(m, |c| {
+        prop_assert!(!fresh.retired_key && !fresh.legacy_format);
+        with_codec(f.mode(), |c| {
             prop_assert!(c.decode(old.as_bytes(), NOW).is_err());
             Ok(())
         })?;
@@ -167,46 +239,44 @@ proptest! {
     /// 8. A malformed expiry field behind a valid tag is rejected, never read as absent;
     /// an unknown key id is rejected.
     #[test]
-    fn malformed_expiry_or_key_id_is_rejected(id in id(), m in mode(), flag in 2u8..=255, cut in 1usize..8, key_id in any::<u32>()) {
-        with_codec(m, |c| {
+    fn malformed_expiry_or_key_id_is_rejected(id in id(), f in format(), flag in 2u8..=255, cut in 1usize..8, key_id in any::<u32>()) {
+        with_codec(f.mode(), |c| {
             let mut body = id.as_bytes().to_vec();
             body.extend_from_slice(&NOW.to_be_bytes());
+            let primary = c.primary_key_id();
             // flag byte out of range
             let mut bad = body.clone();
             bad.push(flag);
-            prop_assert_eq!(c.decode(c.seal_body(c.primary_key_id(), &bad).as_bytes(), NOW), Err(Rejected::Malformed));
+            prop_assert_eq!(c.decode(seal(c, f, primary, &bad).as_bytes(), NOW), Err(Rejected::Malformed));
             // flag 1 with a short expiry
             let mut short = body.clone();
             short.push(1);
             short.extend_from_slice(&vec![0xff; 8 - cut]);
-            prop_assert!(c.decode(c.seal_body(c.primary_key_id(), &short).as_bytes(), NOW).is_err());
+            prop_assert!(c.decode(seal(c, f, primary, &short).as_bytes(), NOW).is_err());
             // flag 0 followed by an expiry
             let mut extra = body.clone();
             extra.push(0);
             extra.extend_from_slice(&[0; 8]);
-            prop_assert_eq!(c.decode(c.seal_body(c.primary_key_id(), &extra).as_bytes(), NOW), Err(Rejected::Malformed));
+            prop_assert_eq!(c.decode(seal(c, f, primary, &extra).as_bytes(), NOW), Err(Rejected::Malformed));
             // a well-formed body under a key id the keyring lacks
-            prop_assume!(key_id != c.primary_key_id());
+            prop_assume!(key_id != primary);
             let mut good = body.clone();
             good.push(0);
-            prop_assert_eq!(c.decode(c.seal_body(key_id, &good).as_bytes(), NOW), Err(Rejected::UnknownKey));
+            prop_assert_eq!(c.decode(seal(c, f, key_id, &good).as_bytes(), NOW), Err(Rejected::UnknownKey));
             Ok(())
         })?;
     }
 
     /// 9. An expired token is rejected, whether by its own expiry or by the lifetime.
     #[test]
-    fn expired_is_rejected(id in id(), m in mode(), life in 1u64..1_000_000, late in 0u64..1_000_000) {
-        let c = codec(m, &key(1)).with_lifetime(Some(Duration::from_secs(life)));
-        let token = c.encode(id, NOW);
+    fn expired_is_rejected(id in id(), f in format(), life in 1u64..1_000_000, late in 0u64..1_000_000) {
+        let c = codec(f.mode(), &key(1)).with_lifetime(Some(Duration::from_secs(life)));
+        let token = mint(&c, f, id, NOW);
         prop_assert!(c.decode(token.as_bytes(), NOW + life - 1).is_ok());
         prop_assert_eq!(c.decode(token.as_bytes(), NOW + life + late), Err(Rejected::Expired));
-        let mut body = id.as_bytes().to_vec();
-        body.extend_from_slice(&NOW.to_be_bytes());
-        body.push(1);
-        body.extend_from_slice(&(NOW + life).to_be_bytes());
-        with_codec(m, |plain_life| {
-            let t = plain_life.seal_body(plain_life.primary_key_id(), &body);
+        let body = body(id, NOW, Some(NOW + life));
+        with_codec(f.mode(), |plain_life| {
+            let t = seal(plain_life, f, plain_life.primary_key_id(), &body);
             prop_assert_eq!(plain_life.decode(t.as_bytes(), NOW + life + late), Err(Rejected::Expired));
             Ok(())
         })?;
@@ -215,9 +285,9 @@ proptest! {
     /// 10. Non-canonical base64 of a valid token is rejected: stray trailing bits, padding,
     /// the standard alphabet.
     #[test]
-    fn non_canonical_base64_is_rejected(id in id(), m in mode(), trailing in 1u8..16) {
-        with_codec(m, |c| {
-            let text = c.encode(id, NOW);
+    fn non_canonical_base64_is_rejected(id in id(), f in format(), trailing in 1u8..16) {
+        with_codec(f.mode(), |c| {
+            let text = mint(c, f, id, NOW);
             let raw = URL_SAFE_NO_PAD.decode(&text).unwrap();
             // The last character carries unused low bits when 8*len is not a multiple of 6.
             let unused = (6 - (raw.len() * 8) % 6) % 6;
@@ -250,6 +320,9 @@ proptest! {
         let plain = PLAIN.with(|c| c.encode(id, NOW));
         let signed = SIGNED.with(|c| c.encode(id, NOW));
         let sealed = SEALED.with(|c| c.encode(id, NOW));
+        let sealed_v1 = SEALED.with(|c| mint(c, Format::SealedV1, id, NOW));
+        prop_assert_eq!(SIGNED.with(|c| c.decode(sealed_v1.as_bytes(), NOW)), Err(Rejected::WrongMode));
+        prop_assert!(PLAIN.with(|c| c.decode(sealed_v1.as_bytes(), NOW)).is_err());
         prop_assert_eq!(SIGNED.with(|c| c.decode(plain.as_bytes(), NOW)), Err(Rejected::WrongMode));
         prop_assert_eq!(SEALED.with(|c| c.decode(plain.as_bytes(), NOW)), Err(Rejected::WrongMode));
         prop_assert_eq!(SIGNED.with(|c| c.decode(sealed.as_bytes(), NOW)), Err(Rejected::WrongMode));
@@ -290,8 +363,9 @@ proptest! {
     }
 }
 
-/// Sealed tokens of one id never repeat: 10^6 encryptions, 10^6 distinct tokens (fresh
-/// 192-bit nonces).
+/// Sealed tokens of one id never repeat: 10^6 encryptions, 10^6 distinct nonces (fresh
+/// random 96-bit nonces; a repeat would be a broken generator, not bad luck: the chance
+/// is about 2^-57).
 #[test]
 fn sealed_nonces_never_repeat_over_a_million_encryptions() {
     let n: usize = std::env::var("NONCE_ENCRYPTIONS")
@@ -303,7 +377,8 @@ fn sealed_nonces_never_repeat_over_a_million_encryptions() {
     let mut seen = std::collections::HashSet::with_capacity(n);
     for _ in 0..n {
         let raw = URL_SAFE_NO_PAD.decode(c.encode(id, NOW)).unwrap();
-        let nonce: [u8; 24] = raw[5..29].try_into().unwrap();
+        assert_eq!(raw[0], 0x03, "minted in sealed v2");
+        let nonce: [u8; 12] = raw[5..17].try_into().unwrap();
         assert!(seen.insert(nonce), "a nonce repeated");
     }
     assert_eq!(seen.len(), n);

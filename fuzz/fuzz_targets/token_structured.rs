@@ -1,5 +1,5 @@
-//! Structure-aware: a real token, minted here, then changed field by field (version, key
-//! id, nonce, body, tag, length). A token that is changed in any way must be rejected; an
+//! Structure-aware: a real token, minted here (signed, sealed v2, or legacy sealed v1),
+//! then changed field by field (version, key id, nonce, body, tag, length). A token that is changed in any way must be rejected; an
 //! unchanged one must verify to the same id, and a signed one re-encodes to the same bytes.
 #![no_main]
 
@@ -23,9 +23,16 @@ enum Change {
     ReplaceTail(Vec<u8>),
 }
 
+#[derive(Debug, Clone, Copy, Arbitrary)]
+enum Format {
+    Signed,
+    Sealed,
+    SealedV1,
+}
+
 #[derive(Debug, Arbitrary)]
 struct Input {
-    sealed: bool,
+    format: Format,
     id: [u8; 16],
     issued_at: u32,
     change: Change,
@@ -45,10 +52,17 @@ fn codecs() -> &'static (TokenCodec, TokenCodec) {
 
 fuzz_target!(|input: Input| {
     let (signed, sealed) = codecs();
-    let codec = if input.sealed { sealed } else { signed };
+    let codec = if matches!(input.format, Format::Signed) { signed } else { sealed };
     let id = DeviceId::from_bytes(input.id);
     let now = u64::from(input.issued_at);
-    let text = codec.encode(id, now);
+    let text = match input.format {
+        Format::SealedV1 => {
+            let body = [&input.id[..], &now.to_be_bytes(), &[0]].concat();
+            let nonce = [&input.id[..], &input.id[..8]].concat();
+            codec.seal_body_with(0x02, codec.primary_key_id(), &nonce, &body).unwrap()
+        }
+        _ => codec.encode(id, now),
+    };
     let original = URL_SAFE_NO_PAD.decode(&text).unwrap();
     let mut raw = original.clone();
     match &input.change {
@@ -73,7 +87,8 @@ fuzz_target!(|input: Input| {
         let token = result.expect("an unchanged token verifies");
         assert_eq!(token.id, id);
         assert_eq!(token.issued_at, Some(now));
-        if !input.sealed {
+        assert_eq!(token.legacy_format, matches!(input.format, Format::SealedV1));
+        if matches!(input.format, Format::Signed) {
             assert_eq!(codec.encode(token.id, now), mutated, "canonical: re-encodes identically");
         }
     } else {

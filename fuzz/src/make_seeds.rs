@@ -21,16 +21,38 @@ fn main() {
     let ctx = TokenContext::new("__Host-device_id", "device");
     let plain = TokenCodec::new(&ring, Mode::Plain, &ctx).encode(id, 1_800_000_000);
     let signed = TokenCodec::new(&ring, Mode::Signed, &ctx).encode(id, 1_800_000_000);
-    let sealed = TokenCodec::new(&ring, Mode::Sealed, &ctx).encode(id, 1_800_000_000);
+    let sealed_codec = TokenCodec::new(&ring, Mode::Sealed, &ctx);
+    // Sealed v2 (AES-256-GCM-SIV) is what encode mints; v1 (XChaCha20-Poly1305) still
+    // verifies, so it is seeded too.
+    let sealed = sealed_codec.encode(id, 1_800_000_000);
+    let body = [&id.as_bytes()[..], &1_800_000_000u64.to_be_bytes(), &[0]].concat();
+    let sealed_v1 = sealed_codec
+        .seal_body_with(0x02, sealed_codec.primary_key_id(), &[0x5a; 24], &body)
+        .unwrap();
     let expiring = TokenCodec::new(&ring, Mode::Signed, &ctx)
         .with_lifetime(Some(std::time::Duration::from_secs(3600)))
         .encode(id, 1_800_000_000);
-    for (name, token) in [("plain", &plain), ("signed", &signed), ("sealed", &sealed), ("signed-expiring", &expiring)] {
+    for (name, token) in [
+        ("plain", &plain),
+        ("signed", &signed),
+        ("sealed", &sealed),
+        ("sealed-v1", &sealed_v1),
+        ("signed-expiring", &expiring),
+    ] {
         write("token_decode", name, token.as_bytes());
         write("middleware_request", &format!("{name}"), format!("__Host-device_id={token}").as_bytes());
     }
-    // token_structured takes arbitrary-derived input: a few byte patterns.
-    for (i, bytes) in [vec![0u8; 32], vec![1u8; 40], (0..64u8).collect::<Vec<u8>>(), vec![0xff; 48]].iter().enumerate() {
+    // token_structured takes arbitrary-derived input: a few byte patterns (the first
+    // byte picks the format: signed, sealed v2, sealed v1).
+    let patterns = [
+        vec![0u8; 32],
+        vec![1u8; 40],
+        (0..64u8).collect::<Vec<u8>>(),
+        vec![0xff; 48],
+        [&[2u8][..], &[0u8; 31]].concat(),
+        [&[2u8][..], &[7u8; 47]].concat(),
+    ];
+    for (i, bytes) in patterns.iter().enumerate() {
         write("token_structured", &i.to_string(), bytes);
     }
     let headers = [

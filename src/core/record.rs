@@ -1,4 +1,4 @@
-//! Typed records above the byte [`Store`](crate::stores::Store): a format version and a
+//! Typed records above the byte [`Store`]: a format version and a
 //! serde payload in a compact binary encoding (postcard).
 //!
 //! A record that fails to decode is an error naming its key — never a panic, never

@@ -24,6 +24,9 @@ pub enum Reissue {
     RetiredKey,
     /// The cookie is older than the refresh age: same id, re-minted with a fresh date.
     Refresh,
+    /// The cookie verified but is in an older format of its mode (sealed version 1): same
+    /// id, re-minted in the current format.
+    LegacyFormat,
 }
 
 /// What the middleware knows about this request's device, in request extensions.

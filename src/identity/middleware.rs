@@ -183,6 +183,8 @@ fn accepted(
 ) -> DeviceContext {
     let reissue = if token.retired_key {
         Some(Reissue::RetiredKey)
+    } else if token.legacy_format {
+        Some(Reissue::LegacyFormat)
     } else if token
         .issued_at
         .is_some_and(|at| now.saturating_sub(at) >= settings.refresh_age.as_secs())
@@ -261,7 +263,10 @@ async fn outgoing_cookie(
         }
         None => {
             let reissue = context.reissue?;
-            if matches!(reissue, Reissue::RetiredKey | Reissue::Refresh) {
+            if matches!(
+                reissue,
+                Reissue::RetiredKey | Reissue::LegacyFormat | Reissue::Refresh
+            ) {
                 settings.metrics.reissued();
             }
             Some(
