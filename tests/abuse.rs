@@ -208,7 +208,7 @@ macro_rules! app {
                 .route("/renew", web::post().to(renew))
                 .route("/cart/{sku}", web::post().to(cart_add))
                 .route("/variants", web::get().to(variant))
-                .service($env.sessions.routes("/devices")),
+                .service(actix_device::DeviceApi::for_sessions(&$env.sessions).scope("/devices")),
         )
         .await
     };

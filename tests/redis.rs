@@ -118,7 +118,7 @@ impl Instance {
                 .route("/cart/{sku}", web::post().to(cart_add))
                 .route("/login/{user}", web::post().to(login))
                 .route("/whoami", web::get().to(whoami))
-                .service(sessions.routes("/devices"))
+                .service(actix_device::DeviceApi::for_sessions(&sessions).scope("/devices"))
                 .service(
                     web::scope("/limited")
                         .wrap(RateLimit::new(

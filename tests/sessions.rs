@@ -152,7 +152,7 @@ macro_rules! app {
                 .route("/me", web::get().to(me))
                 .route("/trusted", web::get().to(trusted_only))
                 .route("/", web::get().to(|| async { HttpResponse::Ok().finish() }))
-                .service($env.sessions.routes("/devices")),
+                .service(actix_device::DeviceApi::for_sessions(&$env.sessions).scope("/devices")),
         )
         .await
     };

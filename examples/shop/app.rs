@@ -13,8 +13,8 @@ use actix_device::flags::{admin_routes, FlagDefinition, Flags};
 use actix_device::limits::{Limit, Quota};
 use actix_device::stores::{RedbStore, Store};
 use actix_device::{
-    require_json, ApiError, Cart, CrossSiteGuard, CurrentSession, DeviceContext, DeviceFlags,
-    DeviceTracking, Key, Keyring, RateLimit, ServiceContext, Sessions,
+    require_json, ApiError, Cart, CrossSiteGuard, CurrentSession, DeviceApi, DeviceContext,
+    DeviceFlags, DeviceTracking, Key, Keyring, RateLimit, ServiceContext, Sessions,
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
@@ -166,7 +166,9 @@ impl Shop {
                             .route(web::post().to(login)),
                     )
                     .route("/logout", web::post().to(logout))
-                    .service(self.sessions.routes("/devices"))
+                    .service(
+                        DeviceApi::for_sessions(&self.sessions).scope("/devices"),
+                    )
                     .service(
                         admin_routes(&self.flags, "/admin/flags").wrap(from_fn(demo_admin_only)),
                     ),

@@ -152,7 +152,6 @@ impl Devices {
     }
 
     /// The shared context.
-    #[must_use]
     pub fn context(&self) -> &ServiceContext {
         &self.inner.context
     }

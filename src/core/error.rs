@@ -1,8 +1,6 @@
 //! The services' error: what went wrong, with a stable code, and nothing of HTTP.
 
-use actix_device_store::StoreError;
-
-use crate::core::record::RecordError;
+use actix_device_store::{KeyName, StoreError};
 
 /// An error of the services (devices, sessions, carts, flags, limits, data rights).
 ///
@@ -105,3 +103,39 @@ impl ServiceError {
 
 /// The services' result.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Why stored bytes are not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// No bytes at all.
+    #[error("empty {kind} record at key {key}")]
+    Empty {
+        /// The record kind.
+        kind: &'static str,
+        /// Where it was stored.
+        key: KeyName,
+    },
+    /// A version this build does not read.
+    #[error("{kind} record at key {key} has version {found}, this build reads {expected}")]
+    Version {
+        /// The record kind.
+        kind: &'static str,
+        /// Where it was stored.
+        key: KeyName,
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        expected: u8,
+    },
+    /// The payload does not decode, or not canonically.
+    #[error("corrupt {kind} record at key {key}: {reason}")]
+    Corrupt {
+        /// The record kind.
+        kind: &'static str,
+        /// Where it was stored.
+        key: KeyName,
+        /// What was wrong.
+        reason: String,
+    },
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use actix_device_store::{CasOutcome, KeyName, Store};
 
-use crate::core::error::ServiceError;
+use crate::core::error::{RecordError, ServiceError};
 
 /// A value the library stores under a key.
 pub trait Record: Serialize + DeserializeOwned {
@@ -22,42 +22,6 @@ pub trait Record: Serialize + DeserializeOwned {
     const KIND: &'static str;
     /// The format version written in the first byte. Bump it when the layout changes.
     const VERSION: u8;
-}
-
-/// Why stored bytes are not a valid record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// No bytes at all.
-    #[error("empty {kind} record at key {key}")]
-    Empty {
-        /// The record kind.
-        kind: &'static str,
-        /// Where it was stored.
-        key: KeyName,
-    },
-    /// A version this build does not read.
-    #[error("{kind} record at key {key} has version {found}, this build reads {expected}")]
-    Version {
-        /// The record kind.
-        kind: &'static str,
-        /// Where it was stored.
-        key: KeyName,
-        /// The version found.
-        found: u8,
-        /// The version this build reads.
-        expected: u8,
-    },
-    /// The payload does not decode, or not canonically.
-    #[error("corrupt {kind} record at key {key}: {reason}")]
-    Corrupt {
-        /// The record kind.
-        kind: &'static str,
-        /// Where it was stored.
-        key: KeyName,
-        /// What was wrong.
-        reason: String,
-    },
 }
 
 /// The stored bytes of `record`.

@@ -4,7 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse, Scope};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, Scope};
 use serde::Deserialize;
 
 use crate::core::devices::Devices;
@@ -13,7 +17,7 @@ use crate::core::model::{DeviceRecord, Permissions};
 use crate::http::auth::SignedIn;
 use crate::http::error::ApiError;
 use crate::http::guard::{require_json, CrossSiteGuard};
-use crate::http::sessions::{device_context, Sessions};
+use crate::http::sessions::{device_context, sessions_of, Sessions, TrustedDevice};
 use crate::identity::device_id::DeviceId;
 
 /// The device list and revocation API of the signed-in user, for any authentication:
@@ -66,6 +70,13 @@ impl DeviceApi {
             guard: CrossSiteGuard::new(),
             logout: None,
         }
+    }
+
+    /// The API for this crate's own sessions: the signed-in user from `sessions`, and
+    /// `POST /logout`.
+    #[must_use]
+    pub fn for_sessions(sessions: &Sessions) -> Self {
+        Self::new(sessions.devices(), sessions.clone()).with_logout(sessions.clone())
     }
 
     /// Replaces the cross-site guard (to trust an origin, say).
@@ -214,4 +225,25 @@ async fn revoke_all(api: web::Data<DeviceApi>, req: HttpRequest) -> Result<HttpR
     let revoked = api.devices.revoke_all_others(me.id, &user).await?;
     let ids: Vec<_> = revoked.iter().map(|d| d.id).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": ids })))
+}
+
+impl FromRequest for TrustedDevice {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(api) = req.app_data::<web::Data<DeviceApi>>() {
+                let (user_id, device) = api.caller(&req).await?;
+                return Ok(TrustedDevice { user_id, device });
+            }
+            match sessions_of(&req) {
+                Some(sessions) => sessions.trusted(&req).await,
+                None => Err(ApiError::Misconfigured(
+                    "no Sessions or DeviceApi in app data for TrustedDevice",
+                )),
+            }
+        })
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{ACCEPT_LANGUAGE, COOKIE, USER_AGENT};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, Scope};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::core::carts::Carts;
 use crate::core::devices::Devices;
@@ -23,7 +23,6 @@ use crate::core::sessions::{
 use crate::http::auth::{Caller, SignedIn};
 use crate::http::error::ApiError;
 use crate::http::guard::CrossSiteGuard;
-use crate::http::routes::DeviceApi;
 use crate::identity::client::RequestInfo;
 use crate::identity::config::DeviceObserver;
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
@@ -303,15 +302,6 @@ impl Sessions {
         Ok(self.inner.service.sweep().await?)
     }
 
-    /// The device-management API under `path` for the signed-in user, with `POST
-    /// /logout` (see [`DeviceApi`]).
-    #[must_use]
-    pub fn routes(&self, path: &str) -> Scope {
-        DeviceApi::new(self.devices(), self.clone())
-            .with_logout(self.clone())
-            .scope(path)
-    }
-
     /// The hash of the first well-formed session cookie of the request.
     fn cookie_hash(&self, req: &HttpRequest) -> Option<TokenHash> {
         let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
@@ -410,27 +400,6 @@ impl FromRequest for CurrentSession {
                 "no Sessions in app data: add .app_data(web::Data::new(sessions))",
             ))?;
             sessions.current(&req).await
-        })
-    }
-}
-
-impl FromRequest for TrustedDevice {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            if let Some(api) = req.app_data::<web::Data<DeviceApi>>() {
-                let (user_id, device) = api.caller(&req).await?;
-                return Ok(TrustedDevice { user_id, device });
-            }
-            match sessions_of(&req) {
-                Some(sessions) => sessions.trusted(&req).await,
-                None => Err(ApiError::Misconfigured(
-                    "no Sessions or DeviceApi in app data for TrustedDevice",
-                )),
-            }
         })
     }
 }
