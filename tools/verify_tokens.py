@@ -217,7 +217,7 @@ def verify(v: dict) -> dict:
     now, lifetime = v["now"], v["lifetime"]
     if expires_at is not None and now >= expires_at:
         raise Rejected("expired")
-    if lifetime is not None and now >= issued_at + max(lifetime, 1):
+    if lifetime is not None and now >= min(issued_at + max(lifetime, 1), 2**64 - 1):
         raise Rejected("expired")
     return accepted(device_id, kid, issued_at, expires_at, index > 0, fmt == "sealed_v1")
 

@@ -25,6 +25,7 @@
 //! Poly1305 set-up dominates such short messages. Version 1 tokens still verify, keep
 //! their id, and are re-issued in version 2 ([`Token::legacy_format`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -229,6 +230,51 @@ enum Material {
 struct SealedCiphers {
     v2: Aes256GcmSiv,
     v1: XChaCha20Poly1305,
+    /// `context | header` of this key's v2 and v1 tokens, made once.
+    aad_v2: Vec<u8>,
+    aad_v1: Vec<u8>,
+}
+
+impl SealedCiphers {
+    /// The associated data for a token with header `head`: `context | head`, from the
+    /// cache when `head` is this key's own.
+    fn aad<'a>(&'a self, context: &[u8], head: &[u8]) -> Cow<'a, [u8]> {
+        let cached = match head.first() {
+            Some(&VERSION_SEALED_V1) => &self.aad_v1,
+            _ => &self.aad_v2,
+        };
+        if cached.len() == context.len() + head.len() && cached.ends_with(head) {
+            Cow::Borrowed(cached)
+        } else {
+            Cow::Owned([context, head].concat())
+        }
+    }
+}
+
+/// A token body (at most `BODY_LEN + EXPIRY_LEN` bytes) on the stack.
+struct Body {
+    bytes: [u8; BODY_LEN + EXPIRY_LEN],
+    len: usize,
+}
+
+impl Body {
+    /// A copy of `src`, which is no longer than a body with an expiry.
+    fn copy(src: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; BODY_LEN + EXPIRY_LEN];
+        bytes.get_mut(..src.len())?.copy_from_slice(src);
+        Some(Self {
+            bytes,
+            len: src.len(),
+        })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
 }
 
 struct CodecKey {
@@ -278,9 +324,14 @@ impl TokenCodec {
                 Mode::Sealed => {
                     let v1 = key.derive("actix-device 2026-11 sealed token v1", &context.purpose);
                     let v2 = key.derive("actix-device 2026-11 sealed token v2", &context.purpose);
+                    let aad = |version: u8| {
+                        [&context_bytes[..], &[version], &key.id().to_be_bytes()].concat()
+                    };
                     Material::Sealed(Box::new(SealedCiphers {
                         v2: Aes256GcmSiv::new(&v2.into()),
                         v1: XChaCha20Poly1305::new(&v1.into()),
+                        aad_v2: aad(VERSION_SEALED_V2),
+                        aad_v1: aad(VERSION_SEALED_V1),
                     }))
                 }
             },
@@ -322,20 +373,21 @@ impl TokenCodec {
             .lifetime
             .map(|l| now.saturating_add(l.as_secs().max(1)));
         let primary = &self.keys[0];
-        let mut body = Vec::with_capacity(BODY_LEN + EXPIRY_LEN);
-        body.extend_from_slice(id.as_bytes());
-        body.extend_from_slice(&now.to_be_bytes());
-        match expires_at {
-            None => body.push(0),
-            Some(at) => {
-                body.push(1);
-                body.extend_from_slice(&at.to_be_bytes());
-            }
-        }
         if let Material::Plain = primary.material {
             return id.to_string();
         }
-        self.seal_body(primary.id, &body)
+        let mut body = Body {
+            bytes: [0; BODY_LEN + EXPIRY_LEN],
+            len: BODY_LEN,
+        };
+        body.bytes[..16].copy_from_slice(id.as_bytes());
+        body.bytes[16..24].copy_from_slice(&now.to_be_bytes());
+        if let Some(at) = expires_at {
+            body.bytes[24] = 1;
+            body.bytes[25..].copy_from_slice(&at.to_be_bytes());
+            body.len += EXPIRY_LEN;
+        }
+        self.seal_body(primary.id, body.as_slice())
     }
 
     /// Authenticates (signed) or encrypts (sealed, current version, fresh random nonce) an
@@ -345,13 +397,15 @@ impl TokenCodec {
     #[doc(hidden)]
     #[must_use]
     pub fn seal_body(&self, key_id: u32, body: &[u8]) -> String {
-        let (version, mut nonce) = match self.mode {
+        let (version, format) = match self.mode {
             Mode::Plain => return String::new(),
-            Mode::Signed => (VERSION_SIGNED, Vec::new()),
-            Mode::Sealed => (VERSION_SEALED_V2, vec![0u8; Format::SealedV2.nonce_len()]),
+            Mode::Signed => (VERSION_SIGNED, Format::Signed),
+            Mode::Sealed => (VERSION_SEALED_V2, Format::SealedV2),
         };
-        rand::thread_rng().fill_bytes(&mut nonce);
-        self.seal_body_with(version, key_id, &nonce, body)
+        let mut nonce = [0u8; 24];
+        let nonce = &mut nonce[..format.nonce_len()];
+        rand::thread_rng().fill_bytes(nonce);
+        self.seal_body_with(version, key_id, nonce, body)
             .unwrap_or_default()
     }
 
@@ -382,7 +436,7 @@ impl TokenCodec {
             Material::Plain => return None,
             Material::Signed(keyed) => signed_tag(keyed, &raw),
             Material::Sealed(ciphers) => {
-                let aad = [&self.context[..], &raw[..HEADER_LEN]].concat();
+                let aad = ciphers.aad(&self.context, &raw[..HEADER_LEN]);
                 let (head, msg) = raw.split_at_mut(body_start);
                 let nonce = &head[HEADER_LEN..];
                 let sealed = match format {
@@ -422,9 +476,12 @@ impl TokenCodec {
         if DeviceId::parse_bytes(value).is_ok() {
             return Err(Rejected::WrongMode);
         }
-        let raw = URL_SAFE_NO_PAD
-            .decode(value)
+        // Decoded on the stack: 256 characters are at most 192 bytes.
+        let mut buf = [0u8; MAX_TOKEN_LEN];
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(value, &mut buf)
             .map_err(|_| Rejected::Malformed)?;
+        let raw = &buf[..len];
         let (&version, rest) = raw.split_first().ok_or(Rejected::Malformed)?;
         let format = Format::from_version(version).ok_or(Rejected::UnknownVersion)?;
         if format.mode() != self.mode {
@@ -441,9 +498,9 @@ impl TokenCodec {
         }
         // Several keys may share a 32-bit id (by chance): try each.
         let (body, retired) = candidates
-            .find_map(|key| self.open(key, format, &raw).map(|body| (body, key.retired)))
+            .find_map(|key| self.open(key, format, raw).map(|body| (body, key.retired)))
             .ok_or(Rejected::BadTag)?;
-        let (id, issued_at, expires_at) = parse_body(&body)?;
+        let (id, issued_at, expires_at) = parse_body(body.as_slice())?;
         let expired = expires_at.is_some_and(|at| now >= at)
             || self
                 .lifetime
@@ -464,31 +521,35 @@ impl TokenCodec {
 
     /// Checks `raw`'s tag under `key` and returns the body; `raw` is of `format` (whose
     /// mode is this codec's) and has a valid length.
-    fn open(&self, key: &CodecKey, format: Format, raw: &[u8]) -> Option<Vec<u8>> {
+    fn open(&self, key: &CodecKey, format: Format, raw: &[u8]) -> Option<Body> {
         match &key.material {
             Material::Plain => None,
             Material::Signed(keyed) => {
                 let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
-                bool::from(signed_tag(keyed, signed).ct_eq(tag))
-                    .then(|| signed[HEADER_LEN..].to_vec())
+                if bool::from(signed_tag(keyed, signed).ct_eq(tag)) {
+                    Body::copy(&signed[HEADER_LEN..])
+                } else {
+                    None
+                }
             }
             Material::Sealed(ciphers) => {
                 let (head, rest) = raw.split_at(HEADER_LEN);
                 let (nonce, sealed) = rest.split_at(format.nonce_len());
                 let (msg, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-                let aad = [&self.context[..], head].concat();
-                let mut body = msg.to_vec();
+                let aad = ciphers.aad(&self.context, head);
+                // A copy per key tried, so a failed attempt leaves nothing behind.
+                let mut body = Body::copy(msg)?;
                 let opened = match format {
                     Format::SealedV1 => ciphers.v1.decrypt_in_place_detached(
                         XNonce::from_slice(nonce),
                         &aad,
-                        &mut body,
+                        body.as_mut_slice(),
                         aes_gcm_siv::Tag::from_slice(tag),
                     ),
                     _ => ciphers.v2.decrypt_in_place_detached(
                         aes_gcm_siv::Nonce::from_slice(nonce),
                         &aad,
-                        &mut body,
+                        body.as_mut_slice(),
                         aes_gcm_siv::Tag::from_slice(tag),
                     ),
                 };
