@@ -62,6 +62,19 @@
 //! hand last passed gets a second chance); it never clears itself wholesale. Scans are
 //! not cached: stores read them through.
 //!
+//! # Limitations
+//!
+//! - An entry larger than a shard's share of the byte bound (`max_bytes / shards`) is
+//!   never cached; it is read from the engine every time.
+//! - Reads of many distinct keys (a scan of every device, or a flood of requests naming
+//!   keys that do not exist) fill the cache with entries read once, known-absent keys
+//!   included. A new entry starts without its second chance, so it goes before an entry
+//!   that was read again since the hand last passed: hot keys survive a flood as long as
+//!   they are read more often than the hand goes round.
+//! - A write makes its keys misses; the next read of each pays one engine read and caches
+//!   the answer again. The cache is not updated with the written value, because the order
+//!   in which concurrent writers' guards end is not their commit order.
+//!
 //! Locks are plain mutexes held for a hash-map lookup or update, never across an `await`;
 //! values are shared (`Arc<[u8]>`) and copied for the caller after the lock is released.
 
@@ -113,7 +126,8 @@ impl ReadCacheConfig {
     }
 
     /// The most bytes held at once, counting keys, values and 96 bytes of bookkeeping per
-    /// entry (default 64 MiB; `0` disables the cache).
+    /// entry (default 64 MiB; `0` disables the cache). An entry larger than
+    /// `max_bytes / shards` is never cached.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self

@@ -1,6 +1,8 @@
 //! The conformance suite on real sled directories in a temp dir: with the read cache (the
 //! default) and without it.
 
+mod lock_release;
+
 use actix_device_sled::SledStore;
 use actix_device_store::testkit::{self, Harness};
 use actix_device_store::{async_trait, ManualClock, ReadCacheConfig};
@@ -27,12 +29,7 @@ impl Harness for Sled {
     async fn reopen(&self, store: SledStore, clock: ManualClock) -> Option<SledStore> {
         let path = store.path().to_owned();
         drop(store);
-        Some(
-            SledStore::builder(path)
-                .clock(clock)
-                .open()
-                .expect("sled reopens"),
-        )
+        Some(lock_release::open_after_drop(|| SledStore::builder(&path).clock(clock.clone())).await)
     }
 }
 
@@ -74,11 +71,12 @@ async fn sled_without_read_cache_passes_too() {
             let path = store.path().to_owned();
             drop(store);
             Some(
-                SledStore::builder(path)
-                    .clock(clock)
-                    .read_cache(ReadCacheConfig::disabled())
-                    .open()
-                    .unwrap(),
+                lock_release::open_after_drop(|| {
+                    SledStore::builder(&path)
+                        .clock(clock.clone())
+                        .read_cache(ReadCacheConfig::disabled())
+                })
+                .await,
             )
         }
     }

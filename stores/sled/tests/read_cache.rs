@@ -3,6 +3,8 @@
 //! through the cache, concurrent readers never go back in time, and a reopen sees what was
 //! flushed.
 
+mod lock_release;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,7 +158,10 @@ async fn a_reopen_after_flush_and_drop_sees_committed_data() {
     // sled is durable after a flush (see the crate docs).
     s.flush().await.unwrap();
     drop(s);
-    let s = open(&dir, &clock);
+    let s = lock_release::open_after_drop(|| {
+        SledStore::builder(dir.path().join("cached")).clock(clock.clone())
+    })
+    .await;
     assert_eq!(
         s.read_cache_stats().entries,
         0,
