@@ -2,9 +2,9 @@
 //! id and is handed a v2 (AES-256-GCM-SIV) token on the same response, through the real
 //! middleware; after that the browser's token is current and not re-issued again.
 
+use actix_device::token::{TokenCodec, TokenContext};
 use actix_device::{
-    DeviceContext, DeviceId, DeviceTracking, Key, Keyring, ManualClock, Mode, Reissue, TokenCodec,
-    TokenContext,
+    DeviceContext, DeviceId, DeviceTracking, Key, Keyring, ManualClock, Mode, Reissue,
 };
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{COOKIE, SET_COOKIE};
@@ -48,7 +48,7 @@ async fn legacy_sealed_token_keeps_its_id_and_is_reissued_as_v2() {
     let codec = TokenCodec::new(
         &keyring(),
         Mode::Sealed,
-        &TokenContext::new("device_id", "device"),
+        &TokenContext::new("__Host-device_id", "device"),
     );
     let id = DeviceId::new_v7();
     let body = [&id.as_bytes()[..], &(NOW - 60).to_be_bytes(), &[0]].concat();
@@ -58,7 +58,7 @@ async fn legacy_sealed_token_keeps_its_id_and_is_reissued_as_v2() {
 
     let req = test::TestRequest::get()
         .uri("/")
-        .insert_header((COOKIE, format!("device_id={legacy}")));
+        .insert_header((COOKIE, format!("__Host-device_id={legacy}")));
     let res = test::call_service(&app, req.to_request()).await;
     let upgraded = set_value(&res).expect("the legacy token is re-issued");
     let json: serde_json::Value = test::read_body_json(res).await;
@@ -71,7 +71,7 @@ async fn legacy_sealed_token_keeps_its_id_and_is_reissued_as_v2() {
 
     let req = test::TestRequest::get()
         .uri("/")
-        .insert_header((COOKIE, format!("device_id={upgraded}")));
+        .insert_header((COOKIE, format!("__Host-device_id={upgraded}")));
     let res = test::call_service(&app, req.to_request()).await;
     assert_eq!(set_value(&res), None, "a current token is not re-issued");
     let json: serde_json::Value = test::read_body_json(res).await;

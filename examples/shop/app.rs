@@ -166,9 +166,7 @@ impl Shop {
                             .route(web::post().to(login)),
                     )
                     .route("/logout", web::post().to(logout))
-                    .service(
-                        DeviceApi::for_sessions(&self.sessions).scope("/devices"),
-                    )
+                    .service(DeviceApi::for_sessions(&self.sessions).scope("/devices"))
                     .service(
                         admin_routes(&self.flags, "/admin/flags").wrap(from_fn(demo_admin_only)),
                     ),
