@@ -21,14 +21,35 @@ fn login(user: &str, password: &str, ip: &str) -> test::TestRequest {
 async fn sign_in_is_limited_per_address_and_per_account() {
     let dir = tempfile::tempdir().unwrap();
     let shop = app::open(dir.path(), false).await.unwrap();
-    let app = test::init_service(App::new().configure(|c| shop.configure(c)).wrap(shop.tracking())).await;
+    let app = test::init_service(
+        App::new()
+            .configure(|c| shop.configure(c))
+            .wrap(shop.tracking()),
+    )
+    .await;
     // Cookie-less guessing from one address: 10 answers, then 429.
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        statuses.push(test::call_service(&app, login("alice", "guess", "198.51.100.1").to_request()).await.status());
+        statuses.push(
+            test::call_service(&app, login("alice", "guess", "198.51.100.1").to_request())
+                .await
+                .status(),
+        );
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count(), 10);
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        10
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        2
+    );
     // The same account from fresh addresses: the account's own limit is spent too.
     let res = test::call_service(&app, login("alice", "guess", "198.51.100.2").to_request()).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -41,8 +62,14 @@ async fn sign_in_is_limited_per_address_and_per_account() {
 async fn cross_site_and_non_json_posts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let shop = app::open(dir.path(), false).await.unwrap();
-    let app = test::init_service(App::new().configure(|c| shop.configure(c)).wrap(shop.tracking())).await;
-    let forged = login("bob", "builder", "198.51.100.4").insert_header(("sec-fetch-site", "cross-site"));
+    let app = test::init_service(
+        App::new()
+            .configure(|c| shop.configure(c))
+            .wrap(shop.tracking()),
+    )
+    .await;
+    let forged =
+        login("bob", "builder", "198.51.100.4").insert_header(("sec-fetch-site", "cross-site"));
     let res = test::call_service(&app, forged.to_request()).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body: serde_json::Value = test::read_body_json(res).await;
@@ -52,5 +79,8 @@ async fn cross_site_and_non_json_posts_are_refused() {
         .peer_addr("198.51.100.4:5000".parse().unwrap())
         .insert_header(("content-type", "text/plain"))
         .set_payload(r#"{"username":"bob","password":"builder"}"#);
-    assert_eq!(test::call_service(&app, form.to_request()).await.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        test::call_service(&app, form.to_request()).await.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
 }

@@ -30,9 +30,6 @@ pub enum ServiceError {
     /// nothing is bound, rotated or revoked on such a request. `ambiguous_device`.
     #[error("the request carries several device identities")]
     AmbiguousDevice,
-    /// The request has no device id (no middleware, no consent). `no_device`.
-    #[error("this request has no device id")]
-    NoDevice,
     /// The device is not bound to the user, or was revoked. `device_not_trusted`.
     #[error("this device is not a trusted device of the user")]
     DeviceNotTrusted,
@@ -80,7 +77,6 @@ impl ServiceError {
             ServiceError::DeviceMismatch => "session_device_mismatch",
             ServiceError::Suspicious => "session_suspicious",
             ServiceError::AmbiguousDevice => "ambiguous_device",
-            ServiceError::NoDevice => "no_device",
             ServiceError::DeviceNotTrusted => "device_not_trusted",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::DeviceNotFound => "device_not_found",

@@ -7,7 +7,6 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::core::carts::{CartOwner, CartRecord, Carts};
-use crate::core::error::ServiceError;
 use crate::http::error::ApiError;
 use crate::http::sessions::{device_id, sessions_of};
 
@@ -66,7 +65,7 @@ impl FromRequest for Cart {
                 .ok_or(ApiError::Misconfigured(
                     "no Carts in app data: add .app_data(web::Data::new(carts))",
                 ))?;
-            let device = device_id(&req).ok_or(ServiceError::NoDevice)?;
+            let device = device_id(&req)?;
             if let Some(sessions) = sessions_of(&req) {
                 if let Ok(session) = sessions.current(&req).await {
                     if carts

@@ -70,8 +70,7 @@ fn service_status(e: &ServiceError) -> StatusCode {
         | ServiceError::SessionExpired
         | ServiceError::DeviceMismatch
         | ServiceError::Suspicious
-        | ServiceError::AmbiguousDevice
-        | ServiceError::NoDevice => StatusCode::UNAUTHORIZED,
+        | ServiceError::AmbiguousDevice => StatusCode::UNAUTHORIZED,
         ServiceError::DeviceNotTrusted | ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
         ServiceError::DeviceNotFound | ServiceError::NotInCart | ServiceError::FlagNotFound => {
             StatusCode::NOT_FOUND

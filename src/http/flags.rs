@@ -147,7 +147,7 @@ impl FromRequest for DeviceFlags {
                 _ => None,
             };
             Ok(DeviceFlags {
-                device: device_id(&req),
+                device: device_id(&req).ok(),
                 user,
                 flags,
             })

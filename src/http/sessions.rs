@@ -28,7 +28,7 @@ use crate::identity::config::DeviceObserver;
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
 use crate::identity::cookie_header::{values_named, HeaderLimits};
 use crate::identity::device_id::DeviceId;
-use crate::identity::extract::{queue_cookie, DeviceContext};
+use crate::identity::extract::{lookup, queue_cookie, DeviceContext};
 
 /// Configuration of [`Sessions`].
 #[must_use]
@@ -252,7 +252,7 @@ impl Sessions {
         let cached = req.extensions().get::<SessionCheck>().cloned();
         let outcome = match cached {
             Some(check) => check.0,
-            None => match self.check(req).await {
+            None => match self.check(req, &device_context(req)?).await {
                 Err(e) if e.is_internal() => return Err(e.into()),
                 fresh => {
                     let outcome = Rc::new(fresh);
@@ -268,12 +268,15 @@ impl Sessions {
         }
     }
 
-    async fn check(&self, req: &HttpRequest) -> Result<CurrentSession, ServiceError> {
+    async fn check(
+        &self,
+        req: &HttpRequest,
+        device: &DeviceContext,
+    ) -> Result<CurrentSession, ServiceError> {
         let hash = self.cookie_hash(req).ok_or(ServiceError::NotSignedIn)?;
-        let device = device_context(req).map_err(|_| ServiceError::NoDevice)?;
         let presented = Presented {
             hash,
-            device: &device,
+            device,
             fingerprint: request_fingerprint(req),
         };
         self.inner.service.check(presented).await
@@ -326,24 +329,22 @@ fn replay(e: &ServiceError) -> ApiError {
         ServiceError::DeviceMismatch => ServiceError::DeviceMismatch,
         ServiceError::Suspicious => ServiceError::Suspicious,
         ServiceError::AmbiguousDevice => ServiceError::AmbiguousDevice,
-        ServiceError::NoDevice => ServiceError::NoDevice,
         ServiceError::DeviceNotTrusted => ServiceError::DeviceNotTrusted,
         _ => ServiceError::Conflict("the session check failed earlier in this request"),
     };
     again.into()
 }
 
-/// The request's device context, as the middleware left it.
+/// The request's device context, as the middleware left it; without one, the same error
+/// the `DeviceContext` extractor gives (500 without the middleware, 403 without consent,
+/// 431 for an unreadable Cookie header), so a missing device means one thing everywhere.
 pub(crate) fn device_context(req: &HttpRequest) -> Result<DeviceContext, ApiError> {
-    req.extensions()
-        .get::<DeviceContext>()
-        .cloned()
-        .ok_or(ApiError::Service(ServiceError::NoDevice))
+    Ok(lookup::<DeviceContext>(req)?)
 }
 
-/// The request's device id, as the middleware left it.
-pub(crate) fn device_id(req: &HttpRequest) -> Option<DeviceId> {
-    req.extensions().get::<DeviceId>().copied()
+/// The request's device id, as the middleware left it (see [`device_context`]).
+pub(crate) fn device_id(req: &HttpRequest) -> Result<DeviceId, ApiError> {
+    Ok(lookup::<DeviceId>(req)?)
 }
 
 fn request_fingerprint(req: &HttpRequest) -> [u8; 32] {

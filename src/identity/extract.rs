@@ -130,7 +130,8 @@ impl DeviceControl {
     }
 }
 
-fn lookup<T: Clone + 'static>(req: &HttpRequest) -> Result<T, DeviceError> {
+/// The `T` the middleware left in the request, or why there is none.
+pub(crate) fn lookup<T: Clone + 'static>(req: &HttpRequest) -> Result<T, DeviceError> {
     let ext = req.extensions();
     if let Some(value) = ext.get::<T>() {
         return Ok(value.clone());
