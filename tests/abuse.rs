@@ -783,3 +783,79 @@ async fn forwarding_is_read_from_the_configured_header_from_the_right() {
         "the proxy's entry, not the client's Forwarded nor the left end"
     );
 }
+
+/// A flood of distinct clients fills the in-memory table: the stalest entries go, and a
+/// client that spent its budget stays limited.
+#[actix_web::test]
+async fn a_flood_of_distinct_clients_does_not_reset_an_honest_clients_budget() {
+    let app = test::init_service(
+        App::new()
+            .wrap(RateLimit::new(
+                unique("flood"),
+                Limit::InMemory(Quota::per_minute(5)),
+            ))
+            .route("/", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let mut honest = Client::at("192.0.2.200");
+    for _ in 0..5 {
+        assert_eq!(honest.get(&app, "/").await.0, StatusCode::OK);
+    }
+    assert_eq!(honest.get(&app, "/").await.0, StatusCode::TOO_MANY_REQUESTS);
+    for i in 0..101_000u32 {
+        let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff);
+        let req = test::TestRequest::get()
+            .uri("/")
+            .peer_addr(format!("{ip}:1").parse().unwrap());
+        test::call_service(&app, req.to_request()).await;
+    }
+    assert_eq!(
+        honest.get(&app, "/").await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "its spent budget survived"
+    );
+}
+
+/// A device list that names a device whose record belongs to someone else (a list left
+/// behind by a failed step) shows nothing of it and gives no power over it.
+#[actix_web::test]
+async fn records_reached_through_a_list_must_name_the_user() {
+    for (backend, store, _dir) in support::backends() {
+        eprintln!("-- on {backend}");
+        let env = env(store.clone());
+        let app = app!(env);
+        let mut alice = signed_in(&app, "alice", "192.0.2.1").await;
+        let mut shared = signed_in(&app, "alice", "192.0.2.2").await;
+        let shared_id = shared.get(&app, "/me").await.1["device"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stale_list = store.get(b"udev/alice").await.unwrap().unwrap();
+        // The shared device signs in as bob; alice's list is then put back as it was.
+        assert_eq!(shared.post(&app, "/login/bob").await.0, StatusCode::OK);
+        store.put(b"udev/alice", &stale_list, None).await.unwrap();
+        let (_, list) = alice.get(&app, "/devices").await;
+        let ids: Vec<&str> = list["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !ids.contains(&shared_id.as_str()),
+            "bob's device is not shown to alice: {ids:?}"
+        );
+        let (status, body) = alice
+            .send(&app, Method::DELETE, &format!("/devices/{shared_id}"), None)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "device_not_found")
+        );
+        assert_eq!(
+            shared.get(&app, "/me").await.1["user"],
+            "bob",
+            "bob's session untouched"
+        );
+    }
+}
