@@ -1,0 +1,1 @@
+//! Shared store for actix-device on PostgreSQL (work in progress).
