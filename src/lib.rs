@@ -92,10 +92,12 @@ pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 
 /// The [`Store`](stores::Store) trait and, by cargo feature, the backends: `moka`
 /// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`), `redis` (`RedisStore`, shared
-/// by several app instances).
+/// by several app instances), `postgres` (`PostgresStore`, likewise).
 pub mod stores {
     #[cfg(feature = "moka")]
     pub use actix_device_moka::{MokaConfig, MokaStore};
+    #[cfg(feature = "postgres")]
+    pub use actix_device_postgres::{PostgresConfig, PostgresStore};
     #[cfg(feature = "redb")]
     pub use actix_device_redb::{RedbConfig, RedbStore};
     #[cfg(feature = "redis")]
