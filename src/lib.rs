@@ -92,7 +92,7 @@ pub use token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 
 /// The [`Store`](stores::Store) trait and, by cargo feature, the backends: `moka`
 /// (`MokaStore`), `sled` (`SledStore`), `redb` (`RedbStore`), `redis` (`RedisStore`, shared
-/// by several app instances), `postgres` (`PostgresStore`, likewise).
+/// by several app instances).
 pub mod stores {
     #[cfg(feature = "moka")]
     pub use actix_device_moka::{MokaConfig, MokaStore};
