@@ -681,98 +681,137 @@ async fn postgres_rows(rounds: usize, n: usize, value: &[u8]) -> Option<Vec<Row>
             .unwrap();
     }
     let mut rows = Vec::new();
-    rows.push(Row {
-        what: "postgres get".into(),
-        ours: measure(rounds, n, |i| {
-            let s = &ours;
-            async move {
-                std::hint::black_box(s.get(&key(i)).await.unwrap());
-            }
-        })
+    rows.push(
+        paired(
+            "postgres get",
+            rounds,
+            n,
+            |i| {
+                let s = &ours;
+                async move {
+                    std::hint::black_box(s.get(&key(i)).await.unwrap());
+                }
+            },
+            |i| {
+                let (c, st) = (&client, &get);
+                async move {
+                    let row = c.query_opt(st, &[&&key(i)[..], &now()]).await.unwrap();
+                    std::hint::black_box(row.map(|r| r.get::<_, Vec<u8>>(0)));
+                }
+            },
+        )
         .await,
-        raw: measure(rounds, n, |i| {
-            let (c, st) = (&client, &get);
-            async move {
-                let row = c.query_opt(st, &[&&key(i)[..], &now()]).await.unwrap();
-                std::hint::black_box(row.map(|r| r.get::<_, Vec<u8>>(0)));
-            }
-        })
+    );
+    rows.push(
+        paired(
+            "postgres put",
+            rounds,
+            n,
+            |i| {
+                let s = &ours;
+                async move {
+                    s.put(&key(i), value, None).await.unwrap();
+                }
+            },
+            |i| {
+                let (c, st) = (&client, &put);
+                async move {
+                    c.execute(st, &[&&key(i)[..], &value, &never])
+                        .await
+                        .unwrap();
+                }
+            },
+        )
         .await,
-        raw_hop: None,
-    });
-    rows.push(Row {
-        what: "postgres put".into(),
-        ours: measure(rounds, n, |i| {
-            let s = &ours;
-            async move {
-                s.put(&key(i), value, None).await.unwrap();
-            }
-        })
+    );
+    rows.push(
+        paired(
+            "postgres cas",
+            rounds,
+            n,
+            |i| {
+                let s = &ours;
+                async move {
+                    let outcome = s
+                        .compare_and_swap(&key(i), Some(value), Some(value), None)
+                        .await
+                        .unwrap();
+                    assert!(outcome.is_swapped());
+                }
+            },
+            |i| {
+                let (c, st) = (&client, &cas);
+                async move {
+                    let k = &key(i)[..];
+                    let swapped = c
+                        .execute(st, &[&k, &value, &value, &never, &now()])
+                        .await
+                        .unwrap();
+                    assert_eq!(swapped, 1);
+                }
+            },
+        )
         .await,
-        raw: measure(rounds, n, |i| {
-            let (c, st) = (&client, &put);
-            async move {
-                c.execute(st, &[&&key(i)[..], &value, &never])
-                    .await
-                    .unwrap();
-            }
-        })
+    );
+    rows.push(
+        paired(
+            "postgres scan 50",
+            rounds,
+            n / 10,
+            |_| {
+                let s = &ours;
+                async move {
+                    let _ = std::hint::black_box(s.scan_prefix(b"bench/", None, 50).await.unwrap());
+                }
+            },
+            |_| {
+                let (c, st) = (&client, &scan);
+                async move {
+                    let (prefix, end, after): (&[u8], &[u8], &[u8]) = (b"bench/", b"bench0", b"");
+                    let rows = c
+                        .query(st, &[&prefix, &after, &end, &now(), &51i64])
+                        .await
+                        .unwrap();
+                    let entries: Vec<(Vec<u8>, Vec<u8>)> =
+                        rows.iter().take(50).map(|r| (r.get(0), r.get(1))).collect();
+                    std::hint::black_box(entries);
+                }
+            },
+        )
         .await,
-        raw_hop: None,
-    });
-    rows.push(Row {
-        what: "postgres cas".into(),
-        ours: measure(rounds, n, |i| {
-            let s = &ours;
-            async move {
-                let outcome = s
-                    .compare_and_swap(&key(i), Some(value), Some(value), None)
-                    .await
-                    .unwrap();
-                assert!(outcome.is_swapped());
-            }
-        })
-        .await,
-        raw: measure(rounds, n, |i| {
-            let (c, st) = (&client, &cas);
-            async move {
-                let k = &key(i)[..];
-                let swapped = c
-                    .execute(st, &[&k, &value, &value, &never, &now()])
-                    .await
-                    .unwrap();
-                assert_eq!(swapped, 1);
-            }
-        })
-        .await,
-        raw_hop: None,
-    });
-    rows.push(Row {
-        what: "postgres scan 50".into(),
-        ours: measure(rounds, n / 10, |_| {
-            let s = &ours;
-            async move {
-                let _ = std::hint::black_box(s.scan_prefix(b"bench/", None, 50).await.unwrap());
-            }
-        })
-        .await,
-        raw: measure(rounds, n / 10, |_| {
-            let (c, st) = (&client, &scan);
-            async move {
-                let (prefix, end, after): (&[u8], &[u8], &[u8]) = (b"bench/", b"bench0", b"");
-                let rows = c
-                    .query(st, &[&prefix, &after, &end, &now(), &51i64])
-                    .await
-                    .unwrap();
-                let entries: Vec<(Vec<u8>, Vec<u8>)> =
-                    rows.iter().take(50).map(|r| (r.get(0), r.get(1))).collect();
-                std::hint::black_box(entries);
-            }
-        })
-        .await,
-        raw_hop: None,
-    });
+    );
     ours.drop_table().await.expect("drop table");
     raw_table.drop_table().await.expect("drop table");
     Some(rows)
+}
+
+/// A row whose two sides are measured in alternating rounds (ours then raw, raw then
+/// ours, ...), so load that comes and goes on a shared machine falls on both alike.
+async fn paired<F, Fut, G, Gut>(what: &str, rounds: usize, n: usize, mut ours: F, mut raw: G) -> Row
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+    G: FnMut(usize) -> Gut,
+    Gut: std::future::Future<Output = ()>,
+{
+    let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            a.push(measure(1, n, &mut ours).await);
+            b.push(measure(1, n, &mut raw).await);
+        } else {
+            b.push(measure(1, n, &mut raw).await);
+            a.push(measure(1, n, &mut ours).await);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Row {
+        what: what.into(),
+        ours: median(a),
+        raw: median(b),
+        raw_hop: None,
+    }
 }

@@ -136,8 +136,11 @@ impl PostgresConfig {
         if pg.get_application_name().is_none() {
             pg.application_name("actix-device");
         }
-        // A peer that vanishes without closing the socket is noticed within seconds.
+        // An idle connection to a peer that vanished without closing the socket is
+        // noticed within half a minute (a busy one by the call timeout first).
         pg.keepalives_idle(Duration::from_secs(10));
+        pg.keepalives_interval(Duration::from_secs(5));
+        pg.keepalives_retries(3);
         let manager = Manager::from_config(
             pg,
             NoTls,

@@ -69,6 +69,10 @@
 //! store recovers by itself when the server returns. A write that timed out may or may
 //! not have been applied.
 //!
+//! Each connection's I/O runs as a task on the tokio runtime of the call that opened it:
+//! under actix-web every worker opens and uses connections, and a connection whose
+//! worker has stopped is seen closed and replaced.
+//!
 //! # Limitations
 //!
 //! - No TLS yet: connections are plain TCP (or a Unix socket). Keep the database on a
