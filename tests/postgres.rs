@@ -82,7 +82,9 @@ impl Instance {
         let store: Arc<dyn Store> = Arc::new(
             PostgresStore::builder(url)
                 .table(table)
-                .timeout(Duration::from_millis(500))
+                // Room for opening connections (SCRAM each) on a loaded test machine; a
+                // stopped server refuses connections at once, so failures stay prompt.
+                .timeout(Duration::from_secs(5))
                 .connect()
                 .await
                 .expect("postgres connects"),

@@ -7,6 +7,7 @@
 mod support;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use actix_device_postgres::PostgresStore;
 use actix_device_store::testkit::{self, Harness};
@@ -24,6 +25,9 @@ impl Postgres {
         PostgresStore::builder(&self.url)
             .table(table)
             .clock(clock)
+            // Generous: a burst of new connections (SCRAM authentication each) on a
+            // loaded test machine must not fail the contract checks.
+            .timeout(Duration::from_secs(30))
             .connect()
             .await
             .expect("postgres connects")

@@ -12,9 +12,14 @@ use actix_device_postgres::PostgresStore;
 use actix_device_store::{BatchOp, CasOutcome, ManualClock, Store, StoreError};
 use support::{free_port, postgres_url, run_table, OwnPostgres};
 
+/// A generous call timeout for the tests that are not about timeouts: a burst of new
+/// connections (SCRAM authentication each) on a loaded test machine takes a while.
+const PATIENT: Duration = Duration::from_secs(30);
+
 async fn connect(url: &str, table: &str) -> PostgresStore {
     PostgresStore::builder(url)
         .table(table)
+        .timeout(PATIENT)
         .connect()
         .await
         .expect("postgres connects")
@@ -65,6 +70,7 @@ async fn cas_counter_across_pools_and_connections_loses_no_update() {
         let store = PostgresStore::builder(&url)
             .table(&table)
             .pool_size(4)
+            .timeout(PATIENT)
             .connect()
             .await
             .expect("postgres connects");
@@ -106,6 +112,7 @@ async fn insert_race_across_pools_has_one_winner() {
         let store = PostgresStore::builder(&url)
             .table(&table)
             .clock(clock.clone())
+            .timeout(PATIENT)
             .connect()
             .await
             .expect("postgres connects");
@@ -200,7 +207,10 @@ async fn instances_starting_together_share_one_new_table() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (url, table) = (url.clone(), table.clone());
-            tokio::spawn(async move { PostgresStore::builder(url).table(table).connect().await })
+            tokio::spawn(async move {
+                let config = PostgresStore::builder(url).table(table).timeout(PATIENT);
+                config.connect().await
+            })
         })
         .collect();
     let mut stores = Vec::new();
