@@ -156,9 +156,11 @@ impl PostgresConfig {
             .recycle_timeout(Some(self.timeout))
             .build()
             .map_err(|e| StoreError::open(&server, e))?;
-        prepare_table(&pool, &self.table)
-            .await
-            .map_err(|e| StoreError::open(&server, e))?;
+        let limit = self.timeout.max(self.connect_timeout);
+        match tokio::time::timeout(limit, prepare_table(&pool, &self.table)).await {
+            Ok(prepared) => prepared.map_err(|e| StoreError::open(&server, e))?,
+            Err(_) => return Err(StoreError::open(&server, PrepareError::TimedOut(limit))),
+        }
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
@@ -184,6 +186,8 @@ enum PrepareError {
          knows versions up to {LAYOUT_VERSION}"
     )]
     NewerLayout { table: String, found: i32 },
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Creates the table if missing (one transaction) and checks its layout version.

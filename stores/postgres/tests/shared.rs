@@ -339,6 +339,14 @@ async fn a_frozen_server_times_out_and_the_store_recovers() {
         .expect("writes time out too")
         .unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "{err}");
+    let connecting = PostgresStore::builder(pg.url())
+        .timeout(Duration::from_millis(300))
+        .connect();
+    let err = tokio::time::timeout(Duration::from_secs(30), connecting)
+        .await
+        .expect("connecting times out too")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
 
     pg.thaw();
     let v = eventually(|| store.get(b"k")).await.expect("k is there");
