@@ -5,11 +5,17 @@
 //! ```sh
 //! cargo bench --bench stores --all-features
 //! .ci/with-redis cargo bench --bench stores --all-features   # adds the Redis rows
+//! .ci/with-postgres cargo bench --bench stores --all-features   # adds the Postgres rows
 //! ```
 //!
 //! The Redis rows (`ACTIX_DEVICE_REDIS_URL` set) compare `RedisStore` with the bare
 //! client on the same server: `GET`, `SET`, and for CAS a minimal compare-and-set script
 //! (the least any atomic CAS on Redis costs). Both pay the loopback round trip.
+//!
+//! The Postgres rows (`ACTIX_DEVICE_POSTGRES_URL` set) compare `PostgresStore` with one
+//! bare `tokio-postgres` connection sending the same statements, prepared once, to a
+//! table of the same layout: what the pool, the timeout and the store's checks add to
+//! the round trip and the server's work.
 //!
 //! Every figure is the median of ROUNDS (default 7) rounds of N operations (default 2000).
 //! Raw baselines are given twice: inline (what the engine costs) and through
@@ -26,7 +32,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_device::stores::{MokaStore, RedbStore, RedisStore, SledStore, Store};
+use actix_device::stores::{
+    Clock, MokaStore, PostgresStore, RedbStore, RedisStore, SledStore, Store, SystemClock,
+};
 use actix_device_store::ReadCacheConfig;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -508,6 +516,13 @@ async fn main() {
     } else {
         println!("(no Redis rows: ACTIX_DEVICE_REDIS_URL is not set; see the top of this file)");
     }
+    if let Some(postgres_rows) = postgres_rows(rounds, n, &value).await {
+        rows.extend(postgres_rows);
+    } else {
+        println!(
+            "(no Postgres rows: ACTIX_DEVICE_POSTGRES_URL is not set; see the top of this file)"
+        );
+    }
     print(&rows);
 
     // Group commit: 16 concurrent writers.
@@ -706,4 +721,188 @@ async fn redis_rows(rounds: usize, n: usize, value: &[u8]) -> Option<Vec<Row>> {
     });
     ours.clear().await.expect("clear");
     Some(rows)
+}
+
+/// PostgresStore against one bare tokio-postgres connection (statements prepared once)
+/// on the server at `ACTIX_DEVICE_POSTGRES_URL`, each on a table of the store's layout.
+async fn postgres_rows(rounds: usize, n: usize, value: &[u8]) -> Option<Vec<Row>> {
+    let url = std::env::var("ACTIX_DEVICE_POSTGRES_URL").ok()?;
+    let connect = |table: String| PostgresStore::builder(&url).table(table).connect();
+    let ours = connect(format!("bench_{}", std::process::id()))
+        .await
+        .expect("postgres connects");
+    // Created through the store, so it has the same layout and index; used bare.
+    let raw_table = connect(format!("bench_raw_{}", std::process::id()))
+        .await
+        .expect("postgres connects");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("postgres connects");
+    tokio::spawn(connection);
+    let t = raw_table.table();
+    let live = "(expires_at IS NULL OR expires_at > $now)";
+    let get_sql = format!(
+        "SELECT value FROM {t} WHERE key = $1 AND {}",
+        live.replace("$now", "$2")
+    );
+    let get = client.prepare(&get_sql).await.unwrap();
+    let put_sql = format!(
+        "INSERT INTO {t} (key, value, expires_at) VALUES ($1, $2, $3) ON CONFLICT (key) \
+         DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at"
+    );
+    let put = client.prepare(&put_sql).await.unwrap();
+    let cas_sql = format!(
+        "UPDATE {t} SET value = $3, expires_at = $4 WHERE key = $1 AND value = $2 AND {}",
+        live.replace("$now", "$5")
+    );
+    let cas = client.prepare(&cas_sql).await.unwrap();
+    let scan_sql = format!(
+        "SELECT key, value FROM {t} WHERE key >= $1 AND key > $2 AND key < $3 AND {} \
+         ORDER BY key LIMIT $5",
+        live.replace("$now", "$4")
+    );
+    let scan = client.prepare(&scan_sql).await.unwrap();
+    let now = || i64::try_from(SystemClock.now_millis()).unwrap();
+    let never: Option<i64> = None;
+    for i in 0..1000 {
+        ours.put(&key(i), value, None).await.unwrap();
+        client
+            .execute(&put, &[&&key(i)[..], &value, &never])
+            .await
+            .unwrap();
+    }
+    let mut rows = Vec::new();
+    rows.push(
+        paired(
+            "postgres get",
+            rounds,
+            n,
+            |i| {
+                let s = &ours;
+                async move {
+                    std::hint::black_box(s.get(&key(i)).await.unwrap());
+                }
+            },
+            |i| {
+                let (c, st) = (&client, &get);
+                async move {
+                    let row = c.query_opt(st, &[&&key(i)[..], &now()]).await.unwrap();
+                    std::hint::black_box(row.map(|r| r.get::<_, Vec<u8>>(0)));
+                }
+            },
+        )
+        .await,
+    );
+    rows.push(
+        paired(
+            "postgres put",
+            rounds,
+            n,
+            |i| {
+                let s = &ours;
+                async move {
+                    s.put(&key(i), value, None).await.unwrap();
+                }
+            },
+            |i| {
+                let (c, st) = (&client, &put);
+                async move {
+                    c.execute(st, &[&&key(i)[..], &value, &never])
+                        .await
+                        .unwrap();
+                }
+            },
+        )
+        .await,
+    );
+    rows.push(
+        paired(
+            "postgres cas",
+            rounds,
+            n,
+            |i| {
+                let s = &ours;
+                async move {
+                    let outcome = s
+                        .compare_and_swap(&key(i), Some(value), Some(value), None)
+                        .await
+                        .unwrap();
+                    assert!(outcome.is_swapped());
+                }
+            },
+            |i| {
+                let (c, st) = (&client, &cas);
+                async move {
+                    let k = &key(i)[..];
+                    let swapped = c
+                        .execute(st, &[&k, &value, &value, &never, &now()])
+                        .await
+                        .unwrap();
+                    assert_eq!(swapped, 1);
+                }
+            },
+        )
+        .await,
+    );
+    rows.push(
+        paired(
+            "postgres scan 50",
+            rounds,
+            n / 10,
+            |_| {
+                let s = &ours;
+                async move {
+                    let _ = std::hint::black_box(s.scan_prefix(b"bench/", None, 50).await.unwrap());
+                }
+            },
+            |_| {
+                let (c, st) = (&client, &scan);
+                async move {
+                    let (prefix, end, after): (&[u8], &[u8], &[u8]) = (b"bench/", b"bench0", b"");
+                    let rows = c
+                        .query(st, &[&prefix, &after, &end, &now(), &51i64])
+                        .await
+                        .unwrap();
+                    let entries: Vec<(Vec<u8>, Vec<u8>)> =
+                        rows.iter().take(50).map(|r| (r.get(0), r.get(1))).collect();
+                    std::hint::black_box(entries);
+                }
+            },
+        )
+        .await,
+    );
+    ours.drop_table().await.expect("drop table");
+    raw_table.drop_table().await.expect("drop table");
+    Some(rows)
+}
+
+/// A row whose two sides are measured in alternating rounds (ours then raw, raw then
+/// ours, ...), so load that comes and goes on a shared machine falls on both alike.
+async fn paired<F, Fut, G, Gut>(what: &str, rounds: usize, n: usize, mut ours: F, mut raw: G) -> Row
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+    G: FnMut(usize) -> Gut,
+    Gut: std::future::Future<Output = ()>,
+{
+    let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            a.push(measure(1, n, &mut ours).await);
+            b.push(measure(1, n, &mut raw).await);
+        } else {
+            b.push(measure(1, n, &mut raw).await);
+            a.push(measure(1, n, &mut ours).await);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Row {
+        what: what.into(),
+        ours: median(a),
+        raw: median(b),
+        raw_hop: None,
+    }
 }

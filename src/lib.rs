@@ -133,6 +133,8 @@ pub mod limits {
 pub mod stores {
     #[cfg(feature = "moka")]
     pub use actix_device_moka::{MokaConfig, MokaStore};
+    #[cfg(feature = "postgres")]
+    pub use actix_device_postgres::{PostgresConfig, PostgresStore};
     #[cfg(feature = "redb")]
     pub use actix_device_redb::{RedbConfig, RedbStore};
     #[cfg(feature = "redis")]
