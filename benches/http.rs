@@ -9,22 +9,57 @@
 //! (`ROUNDS`, default 3), so drift hits all of them alike; the table shows medians over
 //! rounds and each variant's throughput as a ratio to the bare server of the same run.
 //! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it.
+//!
+//! Signed-in variants (a `CurrentSession` handler: the session check on every request,
+//! sessions on moka and on redb) run against actix-identity on actix-session's cookie store,
+//! what actix users pick for sign-in (it cannot revoke a session on the server). Their
+//! browsers log in once before the runs; they are left out of the first-visit table.
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_device::{DeviceId, DeviceTracking, Key, Keyring, Mode};
+use actix_device::devices::Devices;
+use actix_device::{
+    ApiError, CurrentSession, DeviceId, DeviceTracking, Key, Keyring, Mode, ServiceContext,
+    Sessions,
+};
+use actix_identity::{Identity, IdentityMiddleware};
 use actix_session::storage::CookieSessionStore;
 use actix_session::{config::CookieContentSecurity, Session, SessionMiddleware};
 use actix_web::cookie::Key as CookieKey;
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 
 struct Variant {
     name: &'static str,
     port: u16,
     handle: ServerHandle,
+    /// A browser of this variant logs in (`POST /login`) before the runs.
+    signed_in: bool,
+}
+
+async fn signed_in(session: CurrentSession) -> HttpResponse {
+    HttpResponse::Ok().body(format!("hello {}", session.device_id))
+}
+
+async fn login(req: HttpRequest, sessions: web::Data<Sessions>) -> Result<HttpResponse, ApiError> {
+    sessions.login(&req, "alice").await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn identity_user(id: Identity) -> HttpResponse {
+    HttpResponse::Ok().body(format!("hello {}", id.id().unwrap_or_default()))
+}
+
+async fn identity_login(req: HttpRequest) -> HttpResponse {
+    match Identity::login(
+        &req.extensions(),
+        "alice-0123456789-0123456789-012345".into(),
+    ) {
+        Ok(_) => HttpResponse::Ok().finish(),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
 }
 
 /// The same response as the device handlers (a formatted 36-character id), without
@@ -72,6 +107,7 @@ macro_rules! serve {
             name: $name,
             port,
             handle,
+            signed_in: false,
         }
     }};
 }
@@ -128,32 +164,84 @@ fn variants(data: &std::path::Path) -> Vec<Variant> {
             )
             .route("/", web::get().to(session_id))));
     }
+    signed_in_variants(data, &mut out);
+    let key = CookieKey::from(&[9u8; 64]);
+    let mut identity = serve!("actix-identity (cookie)", move || App::new()
+        .wrap(IdentityMiddleware::default())
+        .wrap(
+            SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                .cookie_secure(false)
+                .build()
+        )
+        .route("/", web::get().to(identity_user))
+        .route("/login", web::post().to(identity_login)));
+    identity.signed_in = true;
+    out.push(identity);
     out
 }
 
-/// The `Cookie` header a returning browser sends to this variant (empty for bare).
-fn returning_cookie(port: u16) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-D",
-            "-",
-            &format!("http://127.0.0.1:{port}/"),
-        ])
+/// Our sessions on moka and on redb: `DeviceTracking` + `Sessions`, a `CurrentSession`
+/// handler.
+fn signed_in_variants(data: &std::path::Path, out: &mut Vec<Variant>) {
+    let moka: Arc<dyn actix_device::stores::Store> =
+        Arc::new(actix_device::stores::MokaStore::builder().build());
+    let redb: Arc<dyn actix_device::stores::Store> = Arc::new(
+        actix_device::stores::RedbStore::open(data.join("sessions.redb")).expect("redb opens"),
+    );
+    for (name, store) in [("signed-in (moka)", moka), ("signed-in (redb)", redb)] {
+        let devices = Devices::new(&ServiceContext::new(store));
+        let sessions = Sessions::builder(&devices)
+            .cookie_secure(false)
+            .build()
+            .expect("sessions");
+        let t = DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
+            .cookie_secure(false)
+            .registry(sessions.clone())
+            .build()
+            .unwrap();
+        let mut v = serve!(name, move || App::new()
+            .wrap(t.clone())
+            .app_data(web::Data::new(sessions.clone()))
+            .route("/", web::get().to(signed_in))
+            .route("/login", web::post().to(login)));
+        v.signed_in = true;
+        out.push(v);
+    }
+}
+
+/// The cookies a response to `curl` sets, as `name=value` pairs.
+fn curl_cookies(port: u16, method: &str, path: &str, cookie: &str) -> Vec<String> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-D", "-", "-X", method]);
+    if !cookie.is_empty() {
+        cmd.args(["-H", &format!("Cookie: {cookie}")]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
         .expect("curl runs");
-    let headers = String::from_utf8_lossy(&out.stdout);
-    headers
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case("set-cookie")
                 .then(|| v.trim().split(';').next().unwrap_or("").to_owned())
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect()
+}
+
+/// The `Cookie` header a returning browser sends to this variant (empty for bare); for a
+/// signed-in variant, after logging in.
+fn returning_cookie(v: &Variant) -> String {
+    let mut jar = curl_cookies(v.port, "GET", "/", "");
+    if v.signed_in {
+        for set in curl_cookies(v.port, "POST", "/login", &jar.join("; ")) {
+            let name = set.split('=').next().unwrap_or_default().to_owned();
+            jar.retain(|c| c.split('=').next() != Some(name.as_str()));
+            jar.push(set);
+        }
+    }
+    jar.join("; ")
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -246,7 +334,7 @@ fn main() {
     let data = tempfile::tempdir().expect("temp dir");
     let variants = variants(data.path());
     std::thread::sleep(Duration::from_millis(300));
-    let mut cookies: Vec<String> = variants.iter().map(|v| returning_cookie(v.port)).collect();
+    let mut cookies: Vec<String> = variants.iter().map(returning_cookie).collect();
     // Bare sets no cookie; a returning browser still sends one, and parsing that header is
     // part of every real request, so bare gets the signed variant's (which it ignores).
     cookies[0] = variants
@@ -262,6 +350,9 @@ fn main() {
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
         for round in 0..rounds {
             for (i, v) in variants.iter().enumerate() {
+                if v.signed_in && !returning {
+                    continue; // a first visit is not signed in
+                }
                 let cookie = (returning && !cookies[i].is_empty()).then_some(cookies[i].as_str());
                 let r = wrk(v.port, cookie, secs, connections, pin);
                 eprintln!("round {} {:<28} {:>10.0} req/s", round + 1, v.name, r.rps);
@@ -276,6 +367,9 @@ fn main() {
             "variant", "req/s", "p50 ms", "p99 ms", "x bare", "p99/bare"
         );
         for (v, r) in variants.iter().zip(&runs) {
+            if r.is_empty() {
+                continue;
+            }
             let rps = median(r.iter().map(|x| x.rps).collect());
             let p50 = median(r.iter().map(|x| x.p50_ms).collect());
             let p99 = median(r.iter().map(|x| x.p99_ms).collect());

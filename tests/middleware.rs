@@ -325,6 +325,7 @@ async fn retired_key_token_keeps_its_id_and_is_reissued() {
     assert_ne!(new_value, old_value);
     assert_eq!(body_json(res).await["device_id"], id);
     assert_eq!(rotated.metrics().reissued, 1);
+    assert_eq!(rotated.metrics().reissued_retired_key, 1);
     // The re-issued token is under the new key and needs no further re-issue.
     let res = get(&after, "/", Some(&format!("__Host-device_id={new_value}"))).await;
     assert!(set_cookies(&res).is_empty());
@@ -343,11 +344,12 @@ async fn retired_key_token_keeps_its_id_and_is_reissued() {
 #[actix_web::test]
 async fn token_is_refreshed_after_the_refresh_age() {
     let clock = ManualClock::new(START);
-    let app = app!(DeviceTracking::builder(keyring())
+    let tracking = DeviceTracking::builder(keyring())
         .clock(clock.clone())
         .cookie_max_age(Duration::from_secs(1000))
         .build()
-        .unwrap());
+        .unwrap();
+    let app = app!(tracking.clone());
     let res = get(&app, "/", None).await;
     let value = issued_value(&res, "__Host-device_id");
     let id = body_json(res).await["device_id"].clone();
@@ -359,6 +361,12 @@ async fn token_is_refreshed_after_the_refresh_age() {
     let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
     let refreshed = issued_value(&res, "__Host-device_id");
     assert_ne!(refreshed, value);
+    let m = tracking.metrics();
+    assert_eq!(
+        (m.reissued_refresh, m.reissued_retired_key),
+        (1, 0),
+        "a routine refresh is not a retired key"
+    );
     assert_eq!(body_json(res).await["device_id"], id);
 }
 
@@ -618,4 +626,71 @@ async fn sealed_mode_round_trips_over_http() {
     let id = body_json(res).await["device_id"].clone();
     let res = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
     assert_eq!(body_json(res).await["device_id"], id);
+}
+
+/// A response that sets a cookie is private to its browser: a CDN must never hand it to
+/// another. `no-store` can be asked for; a handler's own choice is kept; `Partitioned` can
+/// be set for embedded (third-party) use.
+#[actix_web::test]
+async fn cookie_responses_are_private_to_their_browser() {
+    use actix_device::CacheControl;
+    use actix_web::http::header::CACHE_CONTROL;
+    let cache = |res: &ServiceResponse<_>| {
+        res.headers()
+            .get(CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let app = app!(tracking());
+    let first = get(&app, "/", None).await;
+    assert_eq!(cache(&first).as_deref(), Some("private"));
+    let value = issued_value(&first, "__Host-device_id");
+    let again = get(&app, "/", Some(&format!("__Host-device_id={value}"))).await;
+    assert!(set_cookies(&again).is_empty());
+    assert_eq!(cache(&again), None, "no cookie, no opinion");
+
+    let no_store = DeviceTracking::builder(keyring())
+        .cache_control(CacheControl::NoStore)
+        .cookie_partitioned(true)
+        .cookie_same_site(SameSite::None)
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(no_store)
+            .route("/", web::get().to(whoami))
+            .route(
+                "/own",
+                web::get().to(|_id: DeviceId| async {
+                    HttpResponse::Ok()
+                        .insert_header((CACHE_CONTROL, "private, max-age=60"))
+                        .finish()
+                }),
+            ),
+    )
+    .await;
+    let res = get(&app, "/", None).await;
+    assert_eq!(cache(&res).as_deref(), Some("no-store"));
+    let cookie = &set_cookies(&res)[0];
+    assert!(
+        cookie.ends_with("; Partitioned") && cookie.contains("SameSite=None"),
+        "{cookie}"
+    );
+    let res = get(&app, "/own", None).await;
+    assert_eq!(cache(&res).as_deref(), Some("private, max-age=60"));
+}
+
+/// `web::ReqData<DeviceId>` is actix's own extractor: without the middleware, or without
+/// consent, it answers actix's generic 500, as the README says (the `DeviceId` extractor
+/// is the one that names the fix).
+#[actix_web::test]
+async fn req_data_without_an_id_is_actix_generic_500() {
+    let refused = DeviceTracking::builder(keyring())
+        .consent(|_| false)
+        .build()
+        .unwrap();
+    let app = app!(refused);
+    let res = get(&app, "/reqdata", None).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = test::read_body(res).await;
+    assert!(!String::from_utf8_lossy(&body).contains("device_consent_required"));
 }

@@ -224,7 +224,8 @@ impl Sessions {
                 self.cookie_hash(req),
             )
             .await?;
-        queue_cookie(req, self.inner.cookie.build(new.token));
+        let cookie = &self.inner.cookie;
+        queue_cookie(req, cookie.header(&cookie.build(new.token)));
         req.extensions_mut()
             .insert(SessionCheck(Rc::new(Ok(new.session.clone()))));
         Ok(new.session)
@@ -236,7 +237,8 @@ impl Sessions {
         self.guard(req)?;
         let hash = self.cookie_hash(req).ok_or(ServiceError::NotSignedIn)?;
         let ended = self.inner.service.logout(&hash).await?;
-        queue_cookie(req, self.inner.cookie.removal());
+        let cookie = &self.inner.cookie;
+        queue_cookie(req, cookie.header(&cookie.removal()));
         req.extensions_mut()
             .insert(SessionCheck(Rc::new(Err(ServiceError::NotSignedIn))));
         if ended {

@@ -32,6 +32,18 @@ pub enum RejectPolicy {
     Refuse,
 }
 
+/// What a response that sets a cookie says to caches (`Cache-Control`), so a shared cache
+/// (a CDN) never hands one browser's cookie to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CacheControl {
+    /// `Cache-Control: private` (the default): only the browser may keep the response.
+    #[default]
+    Private,
+    /// `Cache-Control: no-store`: nobody keeps it.
+    NoStore,
+}
+
 /// What the services hear from the identity layer, which knows nothing of them: the
 /// device registry counts returning devices, and sessions follow a renewed id.
 ///
@@ -60,6 +72,7 @@ pub(crate) struct Settings {
     pub(crate) metrics: Metrics,
     pub(crate) registry: Option<Arc<dyn DeviceObserver>>,
     pub(crate) proxies: TrustedProxies,
+    pub(crate) cache_control: CacheControl,
 }
 
 impl Settings {
@@ -150,6 +163,7 @@ pub struct DeviceTrackingBuilder {
     limits: HeaderLimits,
     registry: Option<Arc<dyn DeviceObserver>>,
     proxies: TrustedProxies,
+    cache_control: CacheControl,
 }
 
 impl fmt::Debug for DeviceTrackingBuilder {
@@ -176,6 +190,7 @@ impl DeviceTrackingBuilder {
             limits: HeaderLimits::default(),
             registry: None,
             proxies: TrustedProxies::none(),
+            cache_control: CacheControl::Private,
         }
     }
 
@@ -247,6 +262,13 @@ impl DeviceTrackingBuilder {
         self
     }
 
+    /// What a response that sets a device or session cookie says to caches (default
+    /// [`CacheControl::Private`]; a handler's own `private` or `no-store` is kept).
+    pub fn cache_control(mut self, cache: CacheControl) -> Self {
+        self.cache_control = cache;
+        self
+    }
+
     /// Which proxies may report the client address (default: none, the peer is the
     /// client). Every service reads the address the middleware settled on.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
@@ -280,6 +302,7 @@ impl DeviceTrackingBuilder {
                 metrics: Metrics::default(),
                 registry: self.registry,
                 proxies: self.proxies,
+                cache_control: self.cache_control,
             }),
         })
     }

@@ -31,6 +31,9 @@ pub enum ConfigError {
     /// The refresh age must be positive and shorter than the max-age.
     #[error("refresh age must be between one second and the max-age")]
     RefreshAge,
+    /// A `Partitioned` cookie must be Secure.
+    #[error("a Partitioned cookie must be Secure")]
+    PartitionedWithoutSecure,
     /// A timeout or interval must be at least one second.
     #[error("{0} must be at least one second")]
     TooShort(&'static str),
@@ -56,6 +59,7 @@ pub struct CookieConfig {
     http_only: bool,
     same_site: SameSite,
     host_prefix: bool,
+    partitioned: bool,
 }
 
 impl CookieConfig {
@@ -72,6 +76,7 @@ impl CookieConfig {
             http_only: true,
             same_site: SameSite::Lax,
             host_prefix: true,
+            partitioned: false,
         }
     }
 
@@ -137,6 +142,14 @@ impl CookieConfig {
         self
     }
 
+    /// The `Partitioned` attribute (CHIPS, default off): in a third-party (embedded)
+    /// context the browser keeps a separate cookie per top-level site. Requires `Secure`;
+    /// such embeds usually also need `SameSite=None`.
+    pub fn cookie_partitioned(mut self, on: bool) -> Self {
+        self.partitioned = on;
+        self
+    }
+
     /// The name as sent, with the `__Host-` prefix when it applies.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -172,6 +185,9 @@ impl CookieConfig {
         if self.name.starts_with(SECURE_PREFIX) && !self.secure {
             return Err(ConfigError::SecurePrefixViolated);
         }
+        if self.partitioned && !self.secure {
+            return Err(ConfigError::PartitionedWithoutSecure);
+        }
         Ok(self)
     }
 
@@ -201,6 +217,17 @@ impl CookieConfig {
         let mut cookie = self.build(String::new());
         cookie.make_removal();
         cookie
+    }
+
+    /// The `Set-Cookie` header value for `cookie` (built by this configuration), with the
+    /// attributes the `cookie` crate cannot carry (`Partitioned`).
+    #[must_use]
+    pub fn header(&self, cookie: &Cookie<'_>) -> String {
+        if self.partitioned {
+            format!("{cookie}; Partitioned")
+        } else {
+            cookie.to_string()
+        }
     }
 }
 
@@ -254,6 +281,11 @@ macro_rules! cookie_setters {
             #[doc(alias = "same_site")]
             pub fn cookie_same_site(mut self, same_site: actix_web::cookie::SameSite) -> Self {
                 self.cookie = self.cookie.cookie_same_site(same_site);
+                self
+            }
+            /// `Partitioned`; see [`CookieConfig::cookie_partitioned`](crate::CookieConfig::cookie_partitioned).
+            pub fn cookie_partitioned(mut self, on: bool) -> Self {
+                self.cookie = self.cookie.cookie_partitioned(on);
                 self
             }
             /// The `__Host-` prefix; see [`CookieConfig::host_prefix`](crate::CookieConfig::host_prefix).
@@ -315,6 +347,10 @@ mod tests {
             (
                 config().cookie_max_age(Duration::ZERO),
                 ConfigError::ZeroMaxAge,
+            ),
+            (
+                config().cookie_partitioned(true).cookie_secure(false),
+                ConfigError::PartitionedWithoutSecure,
             ),
         ];
         for (c, want) in cases {

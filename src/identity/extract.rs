@@ -79,10 +79,11 @@ pub(crate) struct Unreadable;
 /// Cookies queued by services during a request; the `DeviceTracking` middleware writes
 /// them on the way out.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct PendingCookies(pub(crate) Vec<actix_web::cookie::Cookie<'static>>);
+pub(crate) struct PendingCookies(pub(crate) Vec<String>);
 
-/// Queues `cookie` for the response to `req`.
-pub(crate) fn queue_cookie(req: &HttpRequest, cookie: actix_web::cookie::Cookie<'static>) {
+/// Queues a `Set-Cookie` header value (see `CookieConfig::header`) for the response to
+/// `req`.
+pub(crate) fn queue_cookie(req: &HttpRequest, cookie: String) {
     let mut ext = req.extensions_mut();
     match ext.get_mut::<PendingCookies>() {
         Some(pending) => pending.0.push(cookie),

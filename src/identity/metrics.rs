@@ -1,5 +1,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::identity::extract::Reissue;
 use crate::identity::token::Rejected;
 
 /// Operator counters of a [`DeviceTracking`](crate::DeviceTracking) middleware, shared by
@@ -8,7 +9,7 @@ use crate::identity::token::Rejected;
 pub struct Metrics {
     issued: AtomicU64,
     accepted: AtomicU64,
-    reissued: AtomicU64,
+    reissued: [AtomicU64; 3],
     forgotten: AtomicU64,
     rejected: [AtomicU64; Rejected::ALL.len()],
 }
@@ -21,8 +22,16 @@ pub struct MetricsSnapshot {
     pub issued: u64,
     /// Cookies that verified.
     pub accepted: u64,
-    /// Verified cookies re-minted for the same id (retired key, refresh age).
+    /// Verified cookies re-minted for the same id, for any reason (the sum of the three
+    /// below).
     pub reissued: u64,
+    /// Re-minted because they verified under a retired key: when this stops growing, the
+    /// retired key can go.
+    pub reissued_retired_key: u64,
+    /// Re-minted because they were older than the refresh age (routine).
+    pub reissued_refresh: u64,
+    /// Re-minted from an older token format (sealed v1).
+    pub reissued_legacy_format: u64,
     /// Removal cookies sent at a handler's request.
     pub forgotten: u64,
     /// Cookies rejected, by reason, in the order of [`Rejected::ALL`].
@@ -53,8 +62,13 @@ impl Metrics {
     pub(crate) fn accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
-    pub(crate) fn reissued(&self) {
-        self.reissued.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn reissued(&self, why: Reissue) {
+        let slot = match why {
+            Reissue::RetiredKey => 0,
+            Reissue::Refresh => 1,
+            _ => 2,
+        };
+        self.reissued[slot].fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn forgotten(&self) {
         self.forgotten.fetch_add(1, Ordering::Relaxed);
@@ -69,7 +83,14 @@ impl Metrics {
         MetricsSnapshot {
             issued: self.issued.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
-            reissued: self.reissued.load(Ordering::Relaxed),
+            reissued: self
+                .reissued
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum(),
+            reissued_retired_key: self.reissued[0].load(Ordering::Relaxed),
+            reissued_refresh: self.reissued[1].load(Ordering::Relaxed),
+            reissued_legacy_format: self.reissued[2].load(Ordering::Relaxed),
             forgotten: self.forgotten.load(Ordering::Relaxed),
             rejected: Rejected::ALL
                 .iter()

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::cookie::Cookie;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE};
+use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 
 use crate::identity::client::RequestInfo;
-use crate::identity::config::{DeviceTracking, RejectPolicy, Settings};
+use crate::identity::config::{CacheControl, DeviceTracking, RejectPolicy, Settings};
 use crate::identity::cookie_header::values_named;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
@@ -75,7 +74,7 @@ where
         Box::pin(async move {
             if !consented(&settings, &req) {
                 req.extensions_mut().insert(NoConsent);
-                return pass_through(&service, req).await;
+                return pass_through(&service, req, settings.cache_control).await;
             }
             let now = settings.now_secs();
             let context = match identify(&settings, &req, now) {
@@ -83,7 +82,7 @@ where
                 Identified::Refused(reason) => return Ok(refuse(req, reason)),
                 Identified::Unreadable => {
                     req.extensions_mut().insert(Unreadable);
-                    return pass_through(&service, req).await;
+                    return pass_through(&service, req, settings.cache_control).await;
                 }
             };
             remember(&req, &context);
@@ -92,7 +91,7 @@ where
             let mut res = service.call(req).await?;
             let action = res.request().extensions_mut().remove::<DeviceAction>();
             let device_cookie = outgoing_cookie(&settings, &context, action, now).await;
-            write_cookies(&mut res, device_cookie);
+            write_cookies(&mut res, device_cookie, settings.cache_control);
             Ok(res.map_into_left_body())
         })
     }
@@ -103,12 +102,13 @@ where
 async fn pass_through<S, B>(
     service: &S,
     req: ServiceRequest,
+    cache: CacheControl,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     let mut res = service.call(req).await?;
-    write_cookies(&mut res, None);
+    write_cookies(&mut res, None, cache);
     Ok(res.map_into_left_body())
 }
 
@@ -247,11 +247,12 @@ async fn outgoing_cookie(
     context: &DeviceContext,
     action: Option<DeviceAction>,
     now: u64,
-) -> Option<Cookie<'static>> {
+) -> Option<String> {
+    let cookie = &settings.cookie;
     match action {
         Some(DeviceAction::Forget) => {
             settings.metrics.forgotten();
-            Some(settings.cookie.removal())
+            Some(cookie.header(&cookie.removal()))
         }
         Some(DeviceAction::Renew) => {
             settings.metrics.issued();
@@ -259,21 +260,14 @@ async fn outgoing_cookie(
             if let Some(registry) = &settings.registry {
                 registry.renewed(context.id, id).await;
             }
-            Some(settings.cookie.build(settings.codec.encode(id, now)))
+            Some(cookie.header(&cookie.build(settings.codec.encode(id, now))))
         }
         None => {
             let reissue = context.reissue?;
-            if matches!(
-                reissue,
-                Reissue::RetiredKey | Reissue::LegacyFormat | Reissue::Refresh
-            ) {
-                settings.metrics.reissued();
+            if !matches!(reissue, Reissue::New | Reissue::Rejected(_)) {
+                settings.metrics.reissued(reissue);
             }
-            Some(
-                settings
-                    .cookie
-                    .build(settings.codec.encode(context.id, now)),
-            )
+            Some(cookie.header(&cookie.build(settings.codec.encode(context.id, now))))
         }
     }
 }
@@ -282,32 +276,43 @@ async fn outgoing_cookie(
 /// response, errors included: a first visit that hits a failing handler must still leave
 /// with its id. A response that sets a cookie is private to this browser: a shared cache
 /// must never hand it to another.
-fn write_cookies<B>(res: &mut ServiceResponse<B>, device_cookie: Option<Cookie<'static>>) {
+fn write_cookies<B>(
+    res: &mut ServiceResponse<B>,
+    device_cookie: Option<String>,
+    cache: CacheControl,
+) {
     let queued = res.request().extensions_mut().remove::<PendingCookies>();
+    let headers = res.response_mut().headers_mut();
     let mut wrote = false;
     for cookie in device_cookie
         .into_iter()
         .chain(queued.into_iter().flat_map(|q| q.0))
     {
-        match res.response_mut().add_cookie(&cookie) {
-            Ok(()) => wrote = true,
-            Err(e) => {
-                tracing::error!(error = %e, cookie = cookie.name(), "could not write a cookie")
+        match HeaderValue::try_from(cookie) {
+            Ok(value) => {
+                headers.append(SET_COOKIE, value);
+                wrote = true;
             }
+            Err(e) => tracing::error!(error = %e, "could not write a cookie"),
         }
     }
     if wrote {
-        mark_private(res.response_mut().headers_mut());
+        mark_private(headers, cache);
     }
 }
 
-/// `Cache-Control: private`, unless the handler already said `private` or `no-store`.
-fn mark_private(headers: &mut HeaderMap) {
+/// `Cache-Control: private` (or `no-store`), unless the handler already said `private` or
+/// `no-store`.
+fn mark_private(headers: &mut HeaderMap, cache: CacheControl) {
     let already = headers
         .get(CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("private") || v.contains("no-store"));
     if !already {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        let value = match cache {
+            CacheControl::Private => "private",
+            CacheControl::NoStore => "no-store",
+        };
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 }
