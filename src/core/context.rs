@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_device_store::{Clock, Store, SystemClock};
 
 use crate::core::events::{DeviceEvents, NoEvents};
+use crate::core::metered::MeteredStore;
 use crate::core::record::Records;
 
 /// The store, clock and event hooks every service is built on.
@@ -40,10 +41,12 @@ impl fmt::Debug for ServiceContext {
 }
 
 impl ServiceContext {
-    /// A context on `store` with the system clock and no hooks.
+    /// A context on `store` with the system clock and no hooks. Every store call the
+    /// services make through it is reported to the `metrics` facade (see the README's
+    /// "Metrics").
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
-            records: Records::new(store),
+            records: Records::new(MeteredStore::wrap(store)),
             clock: Arc::new(SystemClock),
             events: Arc::new(NoEvents),
         }

@@ -12,6 +12,7 @@ pub(crate) mod events;
 pub(crate) mod flags;
 pub(crate) mod keys;
 pub(crate) mod limits;
+pub(crate) mod metered;
 pub(crate) mod model;
 pub mod record;
 pub(crate) mod session_records;

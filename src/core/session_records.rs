@@ -35,6 +35,16 @@ pub(crate) async fn end_session(
             }
         })
         .await?;
+    if ended {
+        let reason = match reason {
+            EndReason::Logout => "logout",
+            EndReason::Rotated => "rotated",
+            EndReason::DeviceRevoked => "device_revoked",
+            EndReason::Hijacked => "hijacked",
+            EndReason::UserRevoked => "user_revoked",
+        };
+        metrics::counter!("actix_device_sessions_ended_total", "reason" => reason).increment(1);
+    }
     Ok(ended)
 }
 

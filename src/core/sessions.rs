@@ -241,6 +241,7 @@ impl SessionService {
         end_session(self.ctx(), &presented.hash, EndReason::Hijacked).await?;
         let event = session_event(record, context.id, &presented.hash);
         tracing::warn!(session = %event.session_ref, "session token presented by another device");
+        metrics::counter!("actix_device_session_hijacks_total").increment(1);
         report(
             "session_hijack",
             self.ctx().hooks().session_hijack(&event).await,

@@ -91,6 +91,7 @@ impl CrossSiteGuard {
 
 fn refused(origin: Option<&str>) -> ApiError {
     tracing::warn!(origin = origin.unwrap_or("-"), "cross-site request refused");
+    metrics::counter!("actix_device_cross_site_refusals_total").increment(1);
     ApiError::CrossOrigin
 }
 

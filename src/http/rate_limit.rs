@@ -42,6 +42,7 @@ use crate::identity::extract::DeviceContext;
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Arc<Limiter>,
+    label: metrics::SharedString,
 }
 
 impl fmt::Debug for RateLimit {
@@ -88,6 +89,7 @@ impl RateLimitBuilder {
     /// The middleware.
     pub fn build(self) -> RateLimit {
         RateLimit {
+            label: metrics::SharedString::from(self.name.clone()),
             limiter: Arc::new(Limiter::new(
                 self.name,
                 self.limit,
@@ -193,7 +195,16 @@ where
         let service = Rc::clone(&self.service);
         let limit = self.limit.clone();
         Box::pin(async move {
-            let decision = match limit.decide(&req).await {
+            let outcome = limit.decide(&req).await;
+            let label = match &outcome {
+                Ok(d) if d.allowed => "allowed",
+                Ok(_) => "refused",
+                Err(_) => "error",
+            };
+            let name = limit.label.clone();
+            metrics::counter!("actix_device_limiter_decisions_total", "limit" => name, "outcome" => label)
+                .increment(1);
+            let decision = match outcome {
                 Ok(d) => d,
                 Err(e) => {
                     // A limiter whose store fails lets traffic through rather than taking

@@ -4,7 +4,9 @@ use crate::identity::extract::Reissue;
 use crate::identity::token::Rejected;
 
 /// Operator counters of a [`DeviceTracking`](crate::DeviceTracking) middleware, shared by
-/// every worker. Read them with [`DeviceTracking::metrics`](crate::DeviceTracking::metrics).
+/// every worker. Read them with [`DeviceTracking::metrics`](crate::DeviceTracking::metrics);
+/// each is also reported to the `metrics` facade (`actix_device_tokens_*_total`), for
+/// whichever exporter the application installs.
 #[derive(Debug, Default)]
 pub struct Metrics {
     issued: AtomicU64,
@@ -58,23 +60,29 @@ impl MetricsSnapshot {
 impl Metrics {
     pub(crate) fn issued(&self) {
         self.issued.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("actix_device_tokens_issued_total").increment(1);
     }
     pub(crate) fn accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("actix_device_tokens_accepted_total").increment(1);
     }
     pub(crate) fn reissued(&self, why: Reissue) {
-        let slot = match why {
-            Reissue::RetiredKey => 0,
-            Reissue::Refresh => 1,
-            _ => 2,
+        let (slot, reason) = match why {
+            Reissue::RetiredKey => (0, "retired_key"),
+            Reissue::Refresh => (1, "refresh"),
+            _ => (2, "legacy_format"),
         };
         self.reissued[slot].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("actix_device_tokens_reissued_total", "reason" => reason).increment(1);
     }
     pub(crate) fn forgotten(&self) {
         self.forgotten.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("actix_device_tokens_forgotten_total").increment(1);
     }
     pub(crate) fn rejected(&self, reason: Rejected) {
         self.rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("actix_device_tokens_rejected_total", "reason" => reason.code())
+            .increment(1);
     }
 
     /// The counters now.

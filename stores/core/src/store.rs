@@ -187,6 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every acknowledged write durable (a no-op for stores that are always durable
     /// or never are).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// A short name of the engine (`"redb"`, `"redis"`, ...), for metrics and logs.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// Checks a scan's `limit` argument.
@@ -243,5 +248,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn flush(&self) -> Result<(), StoreError> {
         (**self).flush().await
+    }
+    fn backend(&self) -> &'static str {
+        (**self).backend()
     }
 }

@@ -182,6 +182,10 @@ impl MokaStore {
 
 #[async_trait]
 impl Store for MokaStore {
+    fn backend(&self) -> &'static str {
+        "moka"
+    }
+
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         let _shared = self.batches.read().await;

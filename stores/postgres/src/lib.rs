@@ -453,6 +453,10 @@ impl<'a> BatchArrays<'a> {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         let now = self.now();

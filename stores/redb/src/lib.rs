@@ -547,6 +547,10 @@ fn scan_page(
 
 #[async_trait]
 impl Store for RedbStore {
+    fn backend(&self) -> &'static str {
+        "redb"
+    }
+
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         let now = self.inner.clock.now_millis();

@@ -194,6 +194,10 @@ fn scan_page(more: i64, flat: Vec<Vec<u8>>) -> ScanPage {
 
 #[async_trait]
 impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         let raw: Option<Vec<u8>> = redis::cmd("GET")

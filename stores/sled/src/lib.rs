@@ -419,6 +419,10 @@ fn purge_one(inner: &Inner, index_key: &[u8]) -> Result<bool, StoreError> {
 
 #[async_trait]
 impl Store for SledStore {
+    fn backend(&self) -> &'static str {
+        "sled"
+    }
+
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         let now = self.inner.clock.now_millis();
