@@ -265,6 +265,27 @@ async fn shop_in_a_real_browser() {
     std::fs::write(&out, png).unwrap();
     eprintln!("screenshot: {}", out.display());
 
+    // What an operator scrapes after that traffic: the shop's /metrics.
+    b.goto(&format!("{url}metrics")).await.unwrap();
+    let text = b
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for metric in [
+        "actix_device_tokens_issued_total",
+        "actix_device_tokens_accepted_total",
+        "actix_device_sessions_started_total",
+        "actix_device_sessions_ended_total{reason=\"device_revoked\"}",
+        "actix_device_limiter_decisions_total{limit=\"shop-api\",outcome=\"allowed\"}",
+        "actix_device_store_operations_total{backend=\"redb\",op=\"get\"}",
+        "actix_device_store_operation_seconds",
+    ] {
+        assert!(text.contains(metric), "/metrics lacks {metric}:\n{text}");
+    }
+
     a.close().await.unwrap();
     b.close().await.unwrap();
     stop_shop(handle, thread).await;

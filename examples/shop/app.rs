@@ -24,6 +24,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -59,6 +60,7 @@ pub struct Shop {
 /// Opens (or creates) the shop's data under `data_dir`: the device key file and the redb
 /// database. `secure_cookies` sets the `Secure` attribute (false for plain http).
 pub async fn open(data_dir: &Path, secure_cookies: bool) -> io::Result<Shop> {
+    prometheus();
     std::fs::create_dir_all(data_dir)?;
     let key = Key::load_or_create(data_dir.join("device.key")).map_err(io::Error::other)?;
     let store: Arc<dyn Store> =
@@ -127,6 +129,26 @@ async fn seed_flags(flags: &Flags) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The process's Prometheus recorder: every `actix_device_*` metric lands there. Installed
+/// once per process (a second shop in the same process shares it).
+fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .as_ref()
+}
+
+/// `GET /metrics`: the counters and histograms in Prometheus text format. (A real
+/// deployment serves them on an internal port or behind its own authentication.)
+async fn metrics_page() -> HttpResponse {
+    match prometheus() {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(handle.render()),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
 impl Shop {
     /// Registers every route on an app.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
@@ -135,6 +157,7 @@ impl Shop {
             .app_data(web::Data::new(self.carts.clone()))
             .app_data(web::Data::new(self.flags.clone()))
             .route("/", web::get().to(page))
+            .route("/metrics", web::get().to(metrics_page))
             .service(
                 web::scope("/api")
                     // Unsafe requests from other sites are refused before any handler.

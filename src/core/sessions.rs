@@ -182,6 +182,7 @@ impl SessionService {
             .records()
             .put(&Key::Session(hash).encode(), &record, ttl)
             .await?;
+        metrics::counter!("actix_device_sessions_started_total").increment(1);
         Ok(NewSession {
             token: URL_SAFE_NO_PAD.encode(token),
             session: CurrentSession {
@@ -273,6 +274,7 @@ impl SessionService {
             return Ok(());
         }
         let event = session_event(record, presented.device.id, &presented.hash);
+        metrics::counter!("actix_device_sessions_suspicious_total").increment(1);
         report(
             "suspicious_session",
             self.ctx().hooks().suspicious_session(&event).await,
