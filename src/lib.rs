@@ -86,6 +86,7 @@ pub use http::sessions::{Sessions, TrustedDevice};
 /// The device registry: records, trust, permissions, revocation, event hooks, data
 /// rights.
 pub mod devices {
+    pub use crate::core::audit::{AuditEvent, AuditKind, AuditPage};
     pub use crate::core::data_rights::DataRights;
     pub use crate::core::devices::{Devices, DevicesBuilder};
     pub use crate::core::events::{DeviceEvents, HookError, NoEvents, SessionEvent};

@@ -2,12 +2,16 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_device_store::{Clock, Store, SystemClock};
 
 use crate::core::events::{DeviceEvents, NoEvents};
 use crate::core::metered::MeteredStore;
 use crate::core::record::Records;
+
+/// How long security audit events are kept unless configured.
+const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// The store, clock and event hooks every service is built on.
 ///
@@ -32,6 +36,7 @@ pub struct ServiceContext {
     records: Records,
     clock: Arc<dyn Clock>,
     events: Arc<dyn DeviceEvents>,
+    audit_retention: Option<Duration>,
 }
 
 impl fmt::Debug for ServiceContext {
@@ -49,7 +54,15 @@ impl ServiceContext {
             records: Records::new(MeteredStore::wrap(store)),
             clock: Arc::new(SystemClock),
             events: Arc::new(NoEvents),
+            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
         }
+    }
+
+    /// How long security audit events are kept (default 90 days); `None` keeps no audit
+    /// log.
+    pub fn audit_retention(mut self, retention: Option<Duration>) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     /// Reads time from `clock` (for tests).
@@ -76,6 +89,10 @@ impl ServiceContext {
 
     pub(crate) fn hooks(&self) -> &dyn DeviceEvents {
         &*self.events
+    }
+
+    pub(crate) fn audit_ttl(&self) -> Option<Duration> {
+        self.audit_retention
     }
 
     pub(crate) fn clock_arc(&self) -> Arc<dyn Clock> {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
+use crate::core::audit::{self, AuditKind};
 use crate::core::carts::CartRecord;
 use crate::core::devices::Devices;
 use crate::core::error::Result;
@@ -18,8 +19,8 @@ use crate::identity::device_id::DeviceId;
 ///
 /// Everything per-device lives under the key prefix `dev/{id}` (registry record, cart,
 /// session markers, rate-limit and quota counters); besides that, the device appears in
-/// its owner's device list, in its session records (`sess/…`, ended ones included while
-/// they are kept) and in flag allow, deny and override lists. Export reads, and erase
+/// its owner's device list and audit log, in its session records (`sess/…`, ended ones
+/// included while they are kept) and in flag allow, deny and override lists. Export reads, and erase
 /// removes, all of those; every key is read through the key layout table, whose kinds are
 /// matched one by one.
 #[derive(Clone)]
@@ -78,12 +79,21 @@ impl DataRights {
         }
     }
 
-    /// Everything stored about `id`, as one JSON document.
+    /// Everything stored about `id`, as one JSON document: its records, and the events of
+    /// its owner's audit log that mention it.
     pub async fn export(&self, id: DeviceId) -> Result<Value> {
         let mut export = Export::default();
         for (key, value) in self.device_entries(&id).await? {
             self.export_entry(&mut export, &key, &value).await?;
         }
+        let audit = match self.devices.get(&id).await?.and_then(|r| r.owner) {
+            Some(owner) => audit::mentioning(self.devices.context(), &owner, &id)
+                .await?
+                .into_iter()
+                .map(|(_, event)| to_json(&event))
+                .collect(),
+            None => Vec::new(),
+        };
         let flags = match &self.flags {
             Some(flags) => flag_export(flags, id).await?,
             None => Value::Null,
@@ -95,6 +105,7 @@ impl DataRights {
             "sessions": export.sessions,
             "counters": export.counters,
             "flags": flags,
+            "audit": audit,
         }))
     }
 
@@ -131,8 +142,10 @@ impl DataRights {
                     .counters
                     .insert(format!("quota/{name}/{day}"), json!(hex::encode(value)));
             }
-            // Not under a device prefix: never met in this scan.
-            Key::Session(_)
+            // Not under a device prefix: never met in this scan (the owner's audit events
+            // are read by `export` itself).
+            Key::Audit(..)
+            | Key::Session(_)
             | Key::UserDevices(_)
             | Key::UserCart(_)
             | Key::Flag(_)
@@ -149,17 +162,25 @@ impl DataRights {
     pub async fn erase(&self, id: DeviceId) -> Result<u64> {
         let store = self.devices.context().store();
         self.devices.write_tombstone(&id).await?;
-        if let Some(owner) = self.devices.get(&id).await?.and_then(|r| r.owner) {
-            self.devices.unlist(&owner, &id).await?;
-        }
         let mut deleted = 0;
+        let owner = self.devices.get(&id).await?.and_then(|r| r.owner);
+        if let Some(owner) = &owner {
+            self.devices.unlist(owner, &id).await?;
+            let ctx = self.devices.context();
+            for (key, _) in audit::mentioning(ctx, owner, &id).await? {
+                deleted += u64::from(store.delete(&key).await?);
+            }
+            // The owner learns that a device was erased, not which.
+            audit::append(ctx, owner, AuditKind::Erased, None, None).await;
+        }
         for (key, _) in self.device_entries(&id).await? {
             match Key::parse(&key) {
                 Some(Key::DeviceSession(_, hash)) => {
                     deleted += u64::from(store.delete(&Key::Session(hash).encode()).await?);
                 }
                 Some(
-                    Key::Device(_)
+                    Key::Audit(..)
+                    | Key::Device(_)
                     | Key::DeviceCart(_)
                     | Key::DeviceLimit(..)
                     | Key::DeviceQuota(..)

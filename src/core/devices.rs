@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::core::audit::{self, AuditKind, AuditPage};
 use crate::core::context::ServiceContext;
 use crate::core::error::{Result, ServiceError};
 use crate::core::events::report;
@@ -327,6 +328,7 @@ impl Devices {
             "device_bound",
             self.ctx().hooks().device_bound(&record, user_id).await,
         );
+        audit::append(self.ctx(), user_id, AuditKind::DeviceBound, Some(id), None).await;
         Ok(record)
     }
 
@@ -409,6 +411,7 @@ impl Devices {
                 .await?
             {
                 let policy = self.inner.config.policy;
+                audit::append(self.ctx(), user_id, AuditKind::Evicted, Some(*victim), None).await;
                 report(
                     "device_evicted",
                     self.ctx()
@@ -556,15 +559,36 @@ impl Devices {
         if let Some(wanted) = permissions {
             check_grant(&me, &current, wanted, other)?;
         }
-        self.update_owned(user_id, target, |r| {
-            if let Some(name) = name {
-                r.name = Some(name.to_owned());
-            }
-            if let Some(p) = permissions {
-                r.permissions = p;
-            }
-        })
-        .await
+        let record = self
+            .update_owned(user_id, target, |r| {
+                if let Some(name) = name {
+                    r.name = Some(name.to_owned());
+                }
+                if let Some(p) = permissions {
+                    r.permissions = p;
+                }
+            })
+            .await?;
+        let ctx = self.ctx();
+        if name.is_some() {
+            audit::append(ctx, user_id, AuditKind::Renamed, Some(target), Some(actor)).await;
+        }
+        if permissions.is_some() {
+            let kind = AuditKind::PermissionsChanged;
+            audit::append(ctx, user_id, kind, Some(target), Some(actor)).await;
+        }
+        Ok(record)
+    }
+
+    /// One page of `user_id`'s security audit log, newest first (at most 100 events),
+    /// starting after the cursor a previous page returned.
+    pub async fn events(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage> {
+        audit::page(self.ctx(), user_id, after, limit).await
     }
 
     /// Revokes `target` on behalf of `actor`: its record is marked revoked, it leaves the
@@ -644,6 +668,7 @@ impl Devices {
         let Some(record) = self.mark_revoked(target, user_id, by, reason).await? else {
             return Ok(None);
         };
+        audit::append(self.ctx(), user_id, AuditKind::Revoked, Some(target), by).await;
         if let Some(revocation) = &record.revoked {
             report(
                 "device_revoked",

@@ -14,6 +14,7 @@
 //! | `ucart/{user}` | the user's cart | (the user's, not the device's) |
 //! | `flag/{key}` | a flag definition | the flag lists are edited |
 //! | `ip/{addr}/rl/{limit}`, `ip/{addr}/quota/{limit}/{day}` | per-address limits | (not per device) |
+//! | `audit/{user}/{MAX-at:8}{nonce:8}` | a security event of the user, newest first | events mentioning the device |
 //! | `erased/{blake3(id):16}` | tombstone: the device was erased (its id hashed) | written by erase |
 //!
 //! `{id:16}` and `{hash:32}` are raw bytes; users, limits and flag keys are UTF-8 text.
@@ -38,6 +39,8 @@ pub(crate) enum Key {
     Flag(String),
     AddrLimit(String, String),
     AddrQuota(String, String, u64),
+    /// A user's audit event: the user, `u64::MAX - at` (so a scan is newest first), a nonce.
+    Audit(String, u64, u64),
     /// The tombstone of an erased device, keyed by a hash of its id so that no key names
     /// the erased device.
     Erased([u8; 16]),
@@ -50,6 +53,7 @@ const UCART: &[u8] = b"ucart/";
 const FLAG: &[u8] = b"flag/";
 const ADDR: &[u8] = b"ip/";
 const ERASED: &[u8] = b"erased/";
+const AUDIT: &[u8] = b"audit/";
 
 impl Key {
     /// The stored form.
@@ -70,6 +74,14 @@ impl Key {
             Key::AddrLimit(addr, name) => format!("ip/{addr}/rl/{name}").into_bytes(),
             Key::AddrQuota(addr, name, day) => format!("ip/{addr}/quota/{name}/{day}").into_bytes(),
             Key::Erased(hash) => [ERASED, hash].concat(),
+            Key::Audit(user, inverted, nonce) => [
+                AUDIT,
+                user.as_bytes(),
+                b"/",
+                &inverted.to_be_bytes(),
+                &nonce.to_be_bytes(),
+            ]
+            .concat(),
         }
     }
 
@@ -91,6 +103,9 @@ impl Key {
         }
         if let Some(rest) = raw.strip_prefix(ERASED) {
             return Some(Key::Erased(rest.try_into().ok()?));
+        }
+        if let Some(rest) = raw.strip_prefix(AUDIT) {
+            return parse_audit(rest);
         }
         let text = |rest: &[u8]| String::from_utf8(rest.to_vec()).ok();
         if let Some(rest) = raw.strip_prefix(UDEV) {
@@ -119,6 +134,25 @@ pub(crate) fn device_prefix(id: &DeviceId) -> Vec<u8> {
 /// The prefix of the session markers of device `id`.
 pub(crate) fn device_sessions_prefix(id: &DeviceId) -> Vec<u8> {
     [DEV, id.as_bytes(), b"/sess/"].concat()
+}
+
+/// The prefix of `user_id`'s audit log.
+pub(crate) fn audit_prefix(user_id: &str) -> Vec<u8> {
+    [AUDIT, user_id.as_bytes(), b"/"].concat()
+}
+
+/// `{user}/{inverted:8}{nonce:8}`: the user is everything before the last 17 bytes.
+fn parse_audit(rest: &[u8]) -> Option<Key> {
+    let split = rest.len().checked_sub(17)?;
+    let (user, tail) = rest.split_at(split);
+    let tail = tail.strip_prefix(b"/")?;
+    let inverted = u64::from_be_bytes(tail[..8].try_into().ok()?);
+    let nonce = u64::from_be_bytes(tail[8..].try_into().ok()?);
+    Some(Key::Audit(
+        String::from_utf8(user.to_vec()).ok()?,
+        inverted,
+        nonce,
+    ))
 }
 
 /// The prefix of every flag definition.
@@ -185,6 +219,7 @@ mod tests {
             Key::AddrLimit("192.0.2.1".into(), "login".into()),
             Key::AddrQuota("2001:db8::+64".into(), "free".into(), 3),
             Key::erased(&id),
+            Key::Audit("alice/x".into(), u64::MAX - 5, 42),
         ];
         for key in keys {
             assert_eq!(Key::parse(&key.encode()), Some(key.clone()), "{key:?}");

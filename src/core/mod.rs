@@ -3,6 +3,7 @@
 //! and their own error type. Nothing here knows actix: the `http` layer reads requests
 //! and answers responses.
 
+pub(crate) mod audit;
 pub(crate) mod carts;
 pub(crate) mod context;
 pub(crate) mod data_rights;
@@ -41,4 +42,5 @@ pub fn fuzz_private_records(bytes: &[u8]) {
     check::<limits::Count>(bytes);
     check::<carts::CartRecord>(bytes);
     check::<flags::FlagDefinition>(bytes);
+    check::<audit::AuditEvent>(bytes);
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
+use crate::core::audit::{self, AuditKind};
 use crate::core::carts::Carts;
 use crate::core::context::ServiceContext;
 use crate::core::devices::{is_trusted_by, Devices};
@@ -148,7 +149,16 @@ impl SessionService {
         if let Some(carts) = &self.carts {
             carts.merge_into_user(device_id, user_id).await?;
         }
-        self.start(record, user_id, fingerprint).await
+        let started = self.start(record, user_id, fingerprint).await?;
+        audit::append(
+            self.ctx(),
+            user_id,
+            AuditKind::SignIn,
+            Some(device_id),
+            None,
+        )
+        .await;
+        Ok(started)
     }
 
     /// Stores a new session for the bound `device` and hands out its token.
@@ -243,6 +253,8 @@ impl SessionService {
         let event = session_event(record, context.id, &presented.hash);
         tracing::warn!(session = %event.session_ref, "session token presented by another device");
         metrics::counter!("actix_device_session_hijacks_total").increment(1);
+        let (victim, by) = (Some(record.device_id), Some(context.id));
+        audit::append(self.ctx(), &record.user_id, AuditKind::Hijack, victim, by).await;
         report(
             "session_hijack",
             self.ctx().hooks().session_hijack(&event).await,
@@ -275,6 +287,15 @@ impl SessionService {
         }
         let event = session_event(record, presented.device.id, &presented.hash);
         metrics::counter!("actix_device_sessions_suspicious_total").increment(1);
+        let kind = AuditKind::SuspiciousSession;
+        audit::append(
+            self.ctx(),
+            &record.user_id,
+            kind,
+            Some(record.device_id),
+            None,
+        )
+        .await;
         report(
             "suspicious_session",
             self.ctx().hooks().suspicious_session(&event).await,
@@ -307,7 +328,14 @@ impl SessionService {
 
     /// Ends session `hash`; returns whether it was active.
     pub(crate) async fn logout(&self, hash: &TokenHash) -> Result<bool> {
-        end_session(self.ctx(), hash, EndReason::Logout).await
+        let key = Key::Session(*hash).encode();
+        let record: Option<SessionRecord> = self.ctx().records().get(&key).await?;
+        let ended = end_session(self.ctx(), hash, EndReason::Logout).await?;
+        if let (true, Some(r)) = (ended, record) {
+            let kind = AuditKind::SignOut;
+            audit::append(self.ctx(), &r.user_id, kind, Some(r.device_id), None).await;
+        }
+        Ok(ended)
     }
 
     /// Ends every session of `user_id` and untrusts every device of the user, with no

@@ -28,6 +28,7 @@ use crate::identity::device_id::DeviceId;
 /// | `PATCH /{id}` | `{"name": "...", "permissions": {...}}`: renames or changes permissions |
 /// | `DELETE /{id}` | revokes a device (and its sessions) |
 /// | `POST /revoke-all` | revokes every other device |
+/// | `GET /events?limit=20&after=…` | the user's security audit log, newest first, with a `next` cursor |
 /// | `POST /logout` | ends the caller's session (with [`Sessions`] only) |
 ///
 /// Every route is behind the [`CrossSiteGuard`]; `PATCH` takes `application/json` only.
@@ -100,7 +101,8 @@ impl DeviceApi {
             .app_data(web::Data::new(self.clone()))
             .route("", web::get().to(list))
             .route("/", web::get().to(list))
-            .route("/revoke-all", web::post().to(revoke_all));
+            .route("/revoke-all", web::post().to(revoke_all))
+            .route("/events", web::get().to(events));
         if self.logout.is_some() {
             scope = scope.route("/logout", web::post().to(logout));
         }
@@ -218,6 +220,26 @@ async fn logout(api: web::Data<DeviceApi>, req: HttpRequest) -> Result<HttpRespo
         .ok_or(ApiError::Misconfigured("logout without sessions"))?;
     sessions.logout(&req).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "logged_out": true })))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+async fn events(
+    api: web::Data<DeviceApi>,
+    req: HttpRequest,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, _) = api.caller(&req).await?;
+    let limit = query.limit.unwrap_or(20);
+    let page = api
+        .devices
+        .events(&user, query.after.as_deref(), limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 async fn revoke_all(api: web::Data<DeviceApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
