@@ -261,7 +261,10 @@ async fn shop_in_a_real_browser() {
 
     // B's page lists the security events, the revocation of A among them.
     b.refresh().await.unwrap();
-    text_when(&b, "#events", |t| t.contains("revoked") && t.contains("sign in")).await;
+    text_when(&b, "#events", |t| {
+        t.contains("revoked") && t.contains("sign in")
+    })
+    .await;
 
     // A screenshot of B's page for the README.
     let png = b.screenshot().await.unwrap();

@@ -181,10 +181,20 @@ impl Devices {
     /// last-seen, visits, address and user agent to its record, creating the record if
     /// there is none (unless the device was erased). Returns whether it wrote.
     pub async fn touch(&self, id: DeviceId, info: &RequestInfo) -> Result<bool> {
+        self.touch_with(id, &|| info.clone()).await
+    }
+
+    /// [`touch`](Self::touch), building the request info only when a write is due.
+    async fn touch_with(
+        &self,
+        id: DeviceId,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) -> Result<bool> {
         let now = self.ctx().now();
         let Some(visits) = self.take_due(id, now) else {
             return Ok(false);
         };
+        let info = info();
         self.inner.writes.fetch_add(1, Ordering::Relaxed);
         let key = Key::Device(id).encode();
         let mut created = None;
@@ -803,8 +813,8 @@ impl Devices {
 
 #[async_trait::async_trait]
 impl DeviceObserver for Devices {
-    async fn returning(&self, context: &DeviceContext, info: &RequestInfo) {
-        if let Err(error) = self.touch(context.id, info).await {
+    async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync)) {
+        if let Err(error) = self.touch_with(context.id, info).await {
             tracing::error!(%error, "device registry touch failed");
         }
     }

@@ -51,8 +51,10 @@ pub enum CacheControl {
 #[async_trait::async_trait]
 pub trait DeviceObserver: Send + Sync + 'static {
     /// A browser came back with a valid device cookie (never called for new ids, so a
-    /// client that keeps no cookies costs nothing).
-    async fn returning(&self, context: &DeviceContext, info: &RequestInfo);
+    /// client that keeps no cookies costs nothing). `info` builds the request's client
+    /// info when called: an observer that has nothing to write this time never pays for
+    /// it.
+    async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync));
     /// A handler renewed the device id: `old` is now `new`.
     async fn renewed(&self, old: DeviceId, new: DeviceId);
 }

@@ -231,7 +231,8 @@ async fn notify_returning(settings: &Settings, req: &ServiceRequest, context: &D
         return;
     }
     if let Some(registry) = &settings.registry {
-        let info = RequestInfo::new(context.client_ip, req.headers());
+        let headers = req.headers();
+        let info = || RequestInfo::new(context.client_ip, headers);
         registry.returning(context, &info).await;
     }
 }
