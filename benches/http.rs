@@ -8,7 +8,8 @@
 //! (when the machine has two). Variants are interleaved and the whole sweep repeated
 //! (`ROUNDS`, default 3), so drift hits all of them alike; the table shows medians over
 //! rounds and each variant's throughput as a ratio to the bare server of the same run.
-//! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it.
+//! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it;
+//! `VARIANTS=signed-in,identity` runs bare and the variants whose names contain a word.
 //!
 //! Signed-in variants (a `CurrentSession` handler: the session check on every request,
 //! sessions on moka and on redb) run against actix-identity on actix-session's cookie store,
@@ -212,7 +213,8 @@ fn signed_in_variants(data: &std::path::Path, out: &mut Vec<Variant>) {
 /// The cookies a response to `curl` sets, as `name=value` pairs.
 fn curl_cookies(port: u16, method: &str, path: &str, cookie: &str) -> Vec<String> {
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "/dev/null", "-D", "-", "-X", method]);
+    // No User-Agent, like wrk: the session's fingerprint then matches the runs'.
+    cmd.args(["-s", "-o", "/dev/null", "-D", "-", "-X", method, "-H", "User-Agent:"]);
     if !cookie.is_empty() {
         cmd.args(["-H", &format!("Cookie: {cookie}")]);
     }
@@ -332,7 +334,13 @@ fn main() {
             .output();
     }
     let data = tempfile::tempdir().expect("temp dir");
-    let variants = variants(data.path());
+    let mut variants = variants(data.path());
+    // VARIANTS=signed-in,identity keeps bare and the variants whose names contain one of
+    // the words (for profiling one of them).
+    if let Ok(filter) = std::env::var("VARIANTS") {
+        let words: Vec<&str> = filter.split(',').collect();
+        variants.retain(|v| v.name == "bare" || words.iter().any(|w| v.name.contains(w)));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let mut cookies: Vec<String> = variants.iter().map(returning_cookie).collect();
     // Bare sets no cookie; a returning browser still sends one, and parsing that header is

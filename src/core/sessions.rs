@@ -1,8 +1,9 @@
 //! Login sessions bound to a device: the rules, with no HTTP (the `http` layer reads the
 //! cookie and the headers and calls this).
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -93,7 +94,13 @@ pub(crate) struct SessionService {
     devices: Devices,
     carts: Option<Carts>,
     config: Arc<SessionConfig>,
+    /// Sessions whose fingerprint change this process has already reported: the event is
+    /// raised once per session, not on every request of a browser that updated itself.
+    reported: Arc<Mutex<HashSet<TokenHash>>>,
 }
+
+/// Reported sessions remembered before the set starts over (a restart re-reports once).
+const MAX_REPORTED: usize = 100_000;
 
 impl fmt::Debug for SessionService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,6 +116,7 @@ impl SessionService {
             devices,
             carts,
             config: Arc::new(config),
+            reported: Arc::default(),
         }
     }
 
@@ -285,6 +293,28 @@ impl SessionService {
         if bool::from(record.fingerprint.ct_eq(&presented.fingerprint)) {
             return Ok(());
         }
+        if self.first_report(&presented.hash) {
+            self.report_suspicious(record, presented).await;
+        }
+        if self.config.deny_on_fingerprint_change {
+            return Err(ServiceError::Suspicious);
+        }
+        Ok(())
+    }
+
+    /// Whether this is the first fingerprint change of session `hash` seen here.
+    fn first_report(&self, hash: &TokenHash) -> bool {
+        let mut reported = self
+            .reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if reported.len() >= MAX_REPORTED {
+            reported.clear();
+        }
+        reported.insert(*hash)
+    }
+
+    async fn report_suspicious(&self, record: &SessionRecord, presented: &Presented<'_>) {
         let event = session_event(record, presented.device.id, &presented.hash);
         metrics::counter!("actix_device_sessions_suspicious_total").increment(1);
         let kind = AuditKind::SuspiciousSession;
@@ -300,10 +330,6 @@ impl SessionService {
             "suspicious_session",
             self.ctx().hooks().suspicious_session(&event).await,
         );
-        if self.config.deny_on_fingerprint_change {
-            return Err(ServiceError::Suspicious);
-        }
-        Ok(())
     }
 
     /// Writes last-seen at most once per touch interval.
