@@ -214,7 +214,17 @@ fn signed_in_variants(data: &std::path::Path, out: &mut Vec<Variant>) {
 fn curl_cookies(port: u16, method: &str, path: &str, cookie: &str) -> Vec<String> {
     let mut cmd = Command::new("curl");
     // No User-Agent, like wrk: the session's fingerprint then matches the runs'.
-    cmd.args(["-s", "-o", "/dev/null", "-D", "-", "-X", method, "-H", "User-Agent:"]);
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "-X",
+        method,
+        "-H",
+        "User-Agent:",
+    ]);
     if !cookie.is_empty() {
         cmd.args(["-H", &format!("Cookie: {cookie}")]);
     }

@@ -9,16 +9,49 @@ use actix_device_store::{async_trait, BatchOp, CasOutcome, ScanPage, Store, Stor
 
 /// A store whose every call reports `actix_device_store_operations_total`,
 /// `actix_device_store_errors_total` and `actix_device_store_operation_seconds`, labelled
-/// `backend` and `op`. Without a metrics recorder installed each report is a no-op.
+/// `backend` and `op`. The handles are registered when the store is wrapped (when the
+/// `ServiceContext` is built), so install the metrics recorder before that, as exporters
+/// ask anyway; without one every report is a no-op.
 pub(crate) struct MeteredStore {
     inner: Arc<dyn Store>,
     backend: &'static str,
+    ops: [OpMetrics; OPS.len()],
+}
+
+const OPS: [&str; 9] = [
+    "get",
+    "put",
+    "delete",
+    "insert_if_absent",
+    "compare_and_swap",
+    "scan",
+    "batch",
+    "purge",
+    "flush",
+];
+
+struct OpMetrics {
+    calls: metrics::Counter,
+    errors: metrics::Counter,
+    seconds: metrics::Histogram,
 }
 
 impl MeteredStore {
     pub(crate) fn wrap(inner: Arc<dyn Store>) -> Arc<dyn Store> {
         let backend = inner.backend();
-        Arc::new(Self { inner, backend })
+        let ops = OPS.map(|op| {
+            let labels = [("backend", backend), ("op", op)];
+            OpMetrics {
+                calls: metrics::counter!("actix_device_store_operations_total", &labels),
+                errors: metrics::counter!("actix_device_store_errors_total", &labels),
+                seconds: metrics::histogram!("actix_device_store_operation_seconds", &labels),
+            }
+        });
+        Arc::new(Self {
+            inner,
+            backend,
+            ops,
+        })
     }
 
     async fn timed<T>(
@@ -28,12 +61,12 @@ impl MeteredStore {
     ) -> Result<T, StoreError> {
         let start = Instant::now();
         let result = call.await;
-        let labels = [("backend", self.backend), ("op", op)];
-        metrics::counter!("actix_device_store_operations_total", &labels).increment(1);
-        metrics::histogram!("actix_device_store_operation_seconds", &labels)
-            .record(start.elapsed().as_secs_f64());
-        if result.is_err() {
-            metrics::counter!("actix_device_store_errors_total", &labels).increment(1);
+        if let Some(m) = OPS.iter().position(|o| *o == op).map(|i| &self.ops[i]) {
+            m.calls.increment(1);
+            m.seconds.record(start.elapsed().as_secs_f64());
+            if result.is_err() {
+                m.errors.increment(1);
+            }
         }
         result
     }

@@ -62,6 +62,59 @@ pub fn decode<T: Record>(key: &[u8], bytes: &[u8]) -> Result<T, RecordError> {
     Ok(record)
 }
 
+/// Decoded records kept beside the bytes they came from, so a hot read that finds the same
+/// bytes in the store again skips decoding. Coherent with any store, shared or not: the
+/// bytes are read every time and compared, only the decoding is saved.
+pub(crate) struct DecodeCache<T> {
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Vec<u8>, Arc<T>)>>,
+}
+
+/// Entries a [`DecodeCache`] holds; past that an arbitrary one makes room.
+const MAX_DECODED: usize = 50_000;
+
+impl<T> Default for DecodeCache<T> {
+    fn default() -> Self {
+        Self {
+            entries: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<T: Record> DecodeCache<T> {
+    /// The record under `key`, decoded once per distinct stored form.
+    pub(crate) async fn get(
+        &self,
+        records: &Records,
+        key: &[u8],
+    ) -> Result<Option<Arc<T>>, ServiceError> {
+        let Some(bytes) = records.store().get(key).await? else {
+            return Ok(None);
+        };
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((seen, record)) = entries.get(key) {
+            if *seen == bytes {
+                return Ok(Some(Arc::clone(record)));
+            }
+        }
+        drop(entries);
+        let record = Arc::new(decode::<T>(key, &bytes)?);
+        entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= MAX_DECODED {
+            if let Some(victim) = entries.keys().next().cloned() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(key.to_vec(), (bytes, Arc::clone(&record)));
+        Ok(Some(record))
+    }
+}
+
 /// Typed access to a [`Store`]: records in, records out, read-modify-write through
 /// compare-and-swap so concurrent updates are never lost.
 #[derive(Clone)]

@@ -19,7 +19,7 @@ use crate::core::error::{Result, ServiceError};
 use crate::core::events::{report, SessionEvent};
 use crate::core::keys::{Key, TokenHash};
 use crate::core::model::{DeviceRecord, EndReason, SessionRecord, SessionStatus};
-use crate::core::record::Change;
+use crate::core::record::{Change, DecodeCache};
 use crate::core::session_records::{end_session, RETENTION};
 use crate::identity::client::RequestInfo;
 use crate::identity::device_id::DeviceId;
@@ -58,9 +58,9 @@ pub struct CurrentSession {
     /// The session's device (one the request presented).
     pub device_id: DeviceId,
     /// The session record.
-    pub record: SessionRecord,
+    pub record: Arc<SessionRecord>,
     /// The device's record, as of this check: trusted by the user.
-    pub device: DeviceRecord,
+    pub device: Arc<DeviceRecord>,
     pub(crate) hash: TokenHash,
 }
 
@@ -97,6 +97,8 @@ pub(crate) struct SessionService {
     /// Sessions whose fingerprint change this process has already reported: the event is
     /// raised once per session, not on every request of a browser that updated itself.
     reported: Arc<Mutex<HashSet<TokenHash>>>,
+    /// Session and device records of hot sessions, decoded once per stored form.
+    decoded: Arc<(DecodeCache<SessionRecord>, DecodeCache<DeviceRecord>)>,
 }
 
 /// Reported sessions remembered before the set starts over (a restart re-reports once).
@@ -117,6 +119,7 @@ impl SessionService {
             carts,
             config: Arc::new(config),
             reported: Arc::default(),
+            decoded: Arc::default(),
         }
     }
 
@@ -206,8 +209,8 @@ impl SessionService {
             session: CurrentSession {
                 user_id: user_id.to_owned(),
                 device_id: device.id,
-                record,
-                device,
+                record: Arc::new(record),
+                device: Arc::new(device),
                 hash,
             },
         })
@@ -223,10 +226,8 @@ impl SessionService {
     /// victim out. A changed fingerprint raises the suspicious-session event.
     pub(crate) async fn check(&self, presented: Presented<'_>) -> Result<CurrentSession> {
         let key = Key::Session(presented.hash).encode();
-        let record: SessionRecord = self
-            .ctx()
-            .records()
-            .get(&key)
+        let record = (self.decoded.0)
+            .get(self.ctx().records(), &key)
             .await?
             .ok_or(ServiceError::NotSignedIn)?;
         let now = self.ctx().now();
@@ -272,8 +273,9 @@ impl SessionService {
 
     /// The session's device record, which must still trust the session's user, bound no
     /// later than the session began.
-    async fn trusted_device(&self, record: &SessionRecord) -> Result<DeviceRecord> {
-        let device = self.devices.get(&record.device_id).await?;
+    async fn trusted_device(&self, record: &SessionRecord) -> Result<Arc<DeviceRecord>> {
+        let key = Key::Device(record.device_id).encode();
+        let device = (self.decoded.1).get(self.ctx().records(), &key).await?;
         match device {
             Some(d)
                 if is_trusted_by(&d, &record.user_id)
@@ -333,7 +335,12 @@ impl SessionService {
     }
 
     /// Writes last-seen at most once per touch interval.
-    async fn touch(&self, key: &[u8], record: SessionRecord, now: u64) -> Result<SessionRecord> {
+    async fn touch(
+        &self,
+        key: &[u8],
+        record: Arc<SessionRecord>,
+        now: u64,
+    ) -> Result<Arc<SessionRecord>> {
         if now.saturating_sub(record.last_seen) < millis(self.config.touch_interval) {
             return Ok(record);
         }
@@ -349,6 +356,7 @@ impl SessionService {
                 None => Err(ServiceError::NotSignedIn),
             })
             .await?
+            .map(Arc::new)
             .ok_or(ServiceError::NotSignedIn)
     }
 
@@ -386,9 +394,13 @@ pub(crate) fn token_hash(value: &[u8]) -> Option<TokenHash> {
     Some(*blake3::hash(&token).as_bytes())
 }
 
-/// BLAKE3 of the client's User-Agent and Accept-Language, length-prefixed.
+/// Keyed BLAKE3 of the client's User-Agent and Accept-Language, length-prefixed, under a
+/// key derived once per process from the fingerprint's context string.
 pub(crate) fn fingerprint(user_agent: &[u8], accept_language: &[u8]) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new_derive_key("actix-device 2026-11 session fingerprint v1");
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key =
+        KEY.get_or_init(|| blake3::derive_key("actix-device 2026-11 session fingerprint v2", b""));
+    let mut hasher = blake3::Hasher::new_keyed(key);
     for value in [user_agent, accept_language] {
         hasher.update(&(value.len() as u64).to_be_bytes());
         hasher.update(value);

@@ -258,6 +258,7 @@ impl FromRequest for TrustedDevice {
         Box::pin(async move {
             if let Some(api) = req.app_data::<web::Data<DeviceApi>>() {
                 let (user_id, device) = api.caller(&req).await?;
+                let device = std::sync::Arc::new(device);
                 return Ok(TrustedDevice { user_id, device });
             }
             match sessions_of(&req) {

@@ -155,7 +155,7 @@ pub struct TrustedDevice {
     /// The user.
     pub user_id: String,
     /// The device's record.
-    pub device: DeviceRecord,
+    pub device: std::sync::Arc<DeviceRecord>,
 }
 
 /// The outcome of this request's session check, kept in its extensions.
