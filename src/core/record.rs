@@ -66,8 +66,11 @@ pub fn decode<T: Record>(key: &[u8], bytes: &[u8]) -> Result<T, RecordError> {
 /// bytes in the store again skips decoding. Coherent with any store, shared or not: the
 /// bytes are read every time and compared, only the decoding is saved.
 pub(crate) struct DecodeCache<T> {
-    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Vec<u8>, Arc<T>)>>,
+    entries: std::sync::Mutex<Decoded<T>>,
 }
+
+/// Key → (the stored bytes, the record they decode to).
+type Decoded<T> = std::collections::HashMap<Vec<u8>, (Vec<u8>, Arc<T>)>;
 
 /// Entries a [`DecodeCache`] holds; past that an arbitrary one makes room.
 const MAX_DECODED: usize = 50_000;
