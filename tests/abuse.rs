@@ -23,6 +23,10 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{test, web, App, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+/// Limits in these tests refill once every few minutes at the fastest, so a slow machine
+/// cannot turn an exact count into an off-by-one.
+const HOUR: Duration = Duration::from_secs(3600);
+
 fn keyring() -> Keyring {
     Keyring::new(Key::from_secret(&[11; 32]).unwrap())
 }
@@ -249,7 +253,7 @@ async fn keys(store: &Arc<dyn Store>, prefix: &[u8]) -> Vec<Vec<u8>> {
 async fn cookieless_clients_share_their_address_budget_and_write_nothing_per_device() {
     for (backend, store, _dir) in support::backends() {
         eprintln!("-- on {backend}");
-        let limit = Limit::Shared(Quota::per_minute(5), ServiceContext::new(store.clone()));
+        let limit = Limit::Shared(Quota::new(5, HOUR), ServiceContext::new(store.clone()));
         let app = test::init_service(
             App::new()
                 .service(
@@ -298,7 +302,7 @@ async fn rotating_valid_devices_from_one_address_gains_nothing() {
                             unique("rotate"),
                             Limit::InMemory(Quota::per_minute(100)),
                         )
-                        .per_address(Quota::per_minute(6))
+                        .per_address(Quota::new(6, HOUR))
                         .build(),
                     )
                     .route("", web::get().to(HttpResponse::Ok)),
@@ -338,7 +342,7 @@ async fn a_limit_built_in_the_factory_holds_across_workers() {
         App::new()
             .wrap(RateLimit::new(
                 name.clone(),
-                Limit::InMemory(Quota::per_minute(20)),
+                Limit::InMemory(Quota::new(20, HOUR)),
             ))
             .route("/", web::get().to(HttpResponse::Ok))
     })
@@ -790,9 +794,10 @@ async fn forwarding_is_read_from_the_configured_header_from_the_right() {
 async fn a_flood_of_distinct_clients_does_not_reset_an_honest_clients_budget() {
     let app = test::init_service(
         App::new()
+            // Five an hour: the flood below takes seconds, far less than one refill.
             .wrap(RateLimit::new(
                 unique("flood"),
-                Limit::InMemory(Quota::per_minute(5)),
+                Limit::InMemory(Quota::new(5, HOUR)),
             ))
             .route("/", web::get().to(HttpResponse::Ok)),
     )
