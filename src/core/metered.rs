@@ -30,6 +30,17 @@ const OPS: [&str; 9] = [
     "flush",
 ];
 
+// Indexes into `OPS` and `MeteredStore::ops`, so a call finds its handles without a lookup.
+const GET: usize = 0;
+const PUT: usize = 1;
+const DELETE: usize = 2;
+const INSERT_IF_ABSENT: usize = 3;
+const COMPARE_AND_SWAP: usize = 4;
+const SCAN: usize = 5;
+const BATCH: usize = 6;
+const PURGE: usize = 7;
+const FLUSH: usize = 8;
+
 struct OpMetrics {
     calls: metrics::Counter,
     errors: metrics::Counter,
@@ -56,17 +67,16 @@ impl MeteredStore {
 
     async fn timed<T>(
         &self,
-        op: &'static str,
+        op: usize,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let start = Instant::now();
         let result = call.await;
-        if let Some(m) = OPS.iter().position(|o| *o == op).map(|i| &self.ops[i]) {
-            m.calls.increment(1);
-            m.seconds.record(start.elapsed().as_secs_f64());
-            if result.is_err() {
-                m.errors.increment(1);
-            }
+        let m = &self.ops[op];
+        m.calls.increment(1);
+        m.seconds.record(start.elapsed().as_secs_f64());
+        if result.is_err() {
+            m.errors.increment(1);
         }
         result
     }
@@ -75,13 +85,13 @@ impl MeteredStore {
 #[async_trait]
 impl Store for MeteredStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.timed("get", self.inner.get(key)).await
+        self.timed(GET, self.inner.get(key)).await
     }
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
-        self.timed("put", self.inner.put(key, value, ttl)).await
+        self.timed(PUT, self.inner.put(key, value, ttl)).await
     }
     async fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
-        self.timed("delete", self.inner.delete(key)).await
+        self.timed(DELETE, self.inner.delete(key)).await
     }
     async fn insert_if_absent(
         &self,
@@ -90,7 +100,7 @@ impl Store for MeteredStore {
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         let call = self.inner.insert_if_absent(key, value, ttl);
-        self.timed("insert_if_absent", call).await
+        self.timed(INSERT_IF_ABSENT, call).await
     }
     async fn compare_and_swap(
         &self,
@@ -100,7 +110,7 @@ impl Store for MeteredStore {
         ttl: Option<Duration>,
     ) -> Result<CasOutcome, StoreError> {
         let call = self.inner.compare_and_swap(key, expected, new, ttl);
-        self.timed("compare_and_swap", call).await
+        self.timed(COMPARE_AND_SWAP, call).await
     }
     async fn scan_prefix(
         &self,
@@ -108,17 +118,17 @@ impl Store for MeteredStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
-        self.timed("scan", self.inner.scan_prefix(prefix, after, limit))
+        self.timed(SCAN, self.inner.scan_prefix(prefix, after, limit))
             .await
     }
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
-        self.timed("batch", self.inner.batch(ops)).await
+        self.timed(BATCH, self.inner.batch(ops)).await
     }
     async fn purge_expired(&self) -> Result<u64, StoreError> {
-        self.timed("purge", self.inner.purge_expired()).await
+        self.timed(PURGE, self.inner.purge_expired()).await
     }
     async fn flush(&self) -> Result<(), StoreError> {
-        self.timed("flush", self.inner.flush()).await
+        self.timed(FLUSH, self.inner.flush()).await
     }
     fn backend(&self) -> &'static str {
         self.backend
