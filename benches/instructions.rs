@@ -7,6 +7,7 @@
 //! `--toggle-collect`.
 
 use actix_device::{DeviceId, DeviceTracking, Key, Keyring, Mode};
+use actix_identity::{Identity, IdentityMiddleware};
 use actix_session::config::CookieContentSecurity;
 use actix_session::storage::CookieSessionStore;
 use actix_session::{Session, SessionMiddleware};
@@ -61,19 +62,69 @@ where
     }
 }
 
+/// A signed-in handler: the session check on every request.
+#[cfg(all(feature = "moka", feature = "redb"))]
+async fn signed_in(session: actix_device::CurrentSession) -> HttpResponse {
+    HttpResponse::Ok().body(format!("hello {}", session.device_id))
+}
+
+#[cfg(all(feature = "moka", feature = "redb"))]
+async fn login(
+    req: actix_web::HttpRequest,
+    sessions: web::Data<actix_device::Sessions>,
+) -> Result<HttpResponse, actix_device::ApiError> {
+    sessions.login(&req, "alice").await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn identity_user(id: Identity) -> HttpResponse {
+    HttpResponse::Ok().body(format!("hello {}", id.id().unwrap_or_default()))
+}
+
+async fn identity_login(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::HttpMessage as _;
+    match Identity::login(
+        &req.extensions(),
+        "alice-0123456789-0123456789-012345".into(),
+    ) {
+        Ok(_) => HttpResponse::Ok().finish(),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// Adds the cookies `res` sets to `jar` (`name=value; ...`), replacing same-named ones.
+fn absorb<B>(jar: &mut Vec<String>, res: &actix_web::dev::ServiceResponse<B>) {
+    for c in res.response().cookies() {
+        jar.retain(|j| j.split('=').next() != Some(c.name()));
+        jar.push(format!("{}={}", c.name(), c.value()));
+    }
+}
+
 macro_rules! measure {
-    ($rt:expr, $app:expr, $returning:expr, $n:expr) => {{
+    ($rt:expr, $app:expr, $returning:expr, $n:expr) => {
+        measure!($rt, $app, $returning, $n, false)
+    };
+    ($rt:expr, $app:expr, $returning:expr, $n:expr, $login:expr) => {{
         let app = $rt.block_on(test::init_service($app));
         let first = $rt.block_on(test::call_service(
             &app,
             test::TestRequest::get().uri("/").to_request(),
         ));
-        let cookie: Option<String> = first
-            .response()
-            .cookies()
-            .next()
-            .map(|c| format!("{}={}", c.name(), c.value()))
-            .or_else(|| Some(format!("device_id={}", "A".repeat(62))));
+        let mut jar = Vec::new();
+        absorb(&mut jar, &first);
+        if $login {
+            let req = test::TestRequest::post()
+                .uri("/login")
+                .insert_header((COOKIE, jar.join("; ")));
+            let res = $rt.block_on(test::call_service(&app, req.to_request()));
+            assert!(res.status().is_success(), "login: {}", res.status());
+            absorb(&mut jar, &res);
+        }
+        let cookie = if jar.is_empty() {
+            Some(format!("device_id={}", "A".repeat(62)))
+        } else {
+            Some(jar.join("; "))
+        };
         let cookie = if $returning { cookie } else { None };
         // Warm-up (not collected).
         for _ in 0..200 {
@@ -148,6 +199,51 @@ fn main() {
             returning,
             n
         ),
+        "identity" => measure!(
+            rt,
+            App::new()
+                .wrap(IdentityMiddleware::default())
+                .wrap(SessionMiddleware::new(
+                    CookieSessionStore::default(),
+                    key.clone()
+                ))
+                .route("/", web::get().to(identity_user))
+                .route("/login", web::post().to(identity_login)),
+            returning,
+            n,
+            true
+        ),
+        #[cfg(all(feature = "moka", feature = "redb"))]
+        store @ ("signed-in-moka" | "signed-in-redb") => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store: std::sync::Arc<dyn actix_device::stores::Store> = if store.ends_with("moka")
+            {
+                std::sync::Arc::new(actix_device::stores::MokaStore::builder().build())
+            } else {
+                std::sync::Arc::new(
+                    actix_device::stores::RedbStore::open(dir.path().join("s.redb"))
+                        .expect("redb opens"),
+                )
+            };
+            let devices =
+                actix_device::devices::Devices::new(&actix_device::ServiceContext::new(store));
+            let sessions = actix_device::Sessions::new(&devices);
+            let t = DeviceTracking::builder(Keyring::new(Key::from_secret(&[7; 32]).unwrap()))
+                .registry(sessions.clone())
+                .build()
+                .unwrap();
+            measure!(
+                rt,
+                App::new()
+                    .wrap(t)
+                    .app_data(web::Data::new(sessions))
+                    .route("/", web::get().to(signed_in))
+                    .route("/login", web::post().to(login)),
+                returning,
+                n,
+                true
+            )
+        }
         other => {
             eprintln!("unknown variant {other}");
             std::process::exit(2);

@@ -6,13 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update && apt-get install -y valgrind; }
 n=${N:-2000}
-cargo bench --bench instructions --no-run 2>/dev/null
+cargo bench --bench instructions --features moka,redb --no-run 2>/dev/null
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin=$(ls -t "$target"/release/deps/instructions-* | grep -v '\.d$' | head -1)
 out=$(mktemp -d)
 printf '%-22s %14s %10s %12s\n' variant "instr/request" "x bare" "overhead"
 bare=
-for v in bare plain signed sealed session-signed session-private bare-new plain-new signed-new sealed-new session-signed-new session-private-new; do
+for v in bare plain signed sealed session-signed session-private signed-in-moka signed-in-redb identity bare-new plain-new signed-new sealed-new session-signed-new session-private-new; do
   valgrind --tool=callgrind --callgrind-out-file="$out/$v.out" --toggle-collect='*collect_on*' "$bin" "$v" "$n" >/dev/null 2>&1
   total=$(grep -m1 '^summary:' "$out/$v.out" | awk '{print $2}')
   per=$((total / n))

@@ -35,8 +35,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{KeyName, StoreError};
 pub use read_cache::{Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ReadTicket, WriteGuard};
 pub use store::{
-    check_key, check_scan_limit, check_value, BatchOp, CasOutcome, ScanPage, Store, MAX_KEY_LEN,
-    MAX_SCAN_LIMIT, MAX_VALUE_LEN,
+    check_key, check_scan_limit, check_value, BatchOp, CasOutcome, Peek, ScanPage, Store,
+    MAX_KEY_LEN, MAX_SCAN_LIMIT, MAX_VALUE_LEN,
 };
 
 /// Re-exported so implementers write `#[actix_device_store::async_trait]` without a

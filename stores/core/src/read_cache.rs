@@ -76,7 +76,8 @@
 //!   in which concurrent writers' guards end is not their commit order.
 //!
 //! Locks are plain mutexes held for a hash-map lookup or update, never across an `await`;
-//! values are shared (`Arc<[u8]>`) and copied for the caller after the lock is released.
+//! values are shared (`Arc<[u8]>`) and copied for the caller after the lock is released
+//! ([`ReadCache::peek`] hands out the shared value itself, for `Store::peek`).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -348,34 +349,56 @@ impl ReadCache {
             });
         }
         let shard = self.shard_of(key);
-        let hit = {
-            let mut s = self.lock(shard);
-            let found = s.index.get(key).copied();
-            let live = found.and_then(|at| match &mut s.slots[at] {
-                Some(slot) if slot.expires_at.is_none_or(|t| t > now) => {
-                    slot.referenced = true;
-                    Some(slot.value.clone())
-                }
-                _ => None,
-            });
-            match (found, live) {
-                (_, Some(value)) => {
-                    s.stats.hits += 1;
-                    Ok(value)
-                }
-                (expired, None) => {
-                    if let Some(at) = expired {
-                        s.index.remove(key);
-                        s.free_slot(at);
-                    }
-                    s.stats.misses += 1;
-                    Err(s.generation)
-                }
-            }
-        };
-        match hit {
+        match self.probe(shard, key, now, true) {
             Ok(value) => Lookup::Hit(value.map(|v| v.to_vec())),
             Err(generation) => Lookup::Miss(ReadTicket { shard, generation }),
+        }
+    }
+
+    /// The cached answer for `key` at `now`, shared rather than copied: `Some(Some(value))`
+    /// if live, `Some(None)` if known absent, `None` if not cached (then read through
+    /// [`lookup`](Self::lookup), which counts the miss). What a store's `Store::peek`
+    /// answers.
+    #[must_use]
+    pub fn peek(&self, key: &[u8], now: u64) -> Option<Option<Arc<[u8]>>> {
+        if !self.is_enabled() {
+            return None;
+        }
+        self.probe(self.shard_of(key), key, now, false).ok()
+    }
+
+    /// A hit's value, or the shard's generation on a miss (an expired entry is dropped).
+    fn probe(
+        &self,
+        shard: usize,
+        key: &[u8],
+        now: u64,
+        count_miss: bool,
+    ) -> Result<Option<Arc<[u8]>>, u64> {
+        let mut s = self.lock(shard);
+        let found = s.index.get(key).copied();
+        let live = found.and_then(|at| match &mut s.slots[at] {
+            Some(slot) if slot.expires_at.is_none_or(|t| t > now) => {
+                slot.referenced = true;
+                Some(slot.value.clone())
+            }
+            _ => None,
+        });
+        match (found, live) {
+            (_, Some(value)) => {
+                s.stats.hits += 1;
+                Ok(value)
+            }
+            (expired, None) => {
+                if let Some(at) = expired {
+                    s.index.remove(key);
+                    s.free_slot(at);
+                }
+                if count_miss {
+                    s.stats.misses += 1;
+                }
+                Err(s.generation)
+            }
         }
     }
 

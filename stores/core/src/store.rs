@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,6 +72,18 @@ impl CasOutcome {
     }
 }
 
+/// What [`Store::peek`] found without waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Peek {
+    /// The live value, from memory (shared, not copied).
+    Value(Arc<[u8]>),
+    /// Known to be absent (or expired).
+    Absent,
+    /// Not known without reading the engine: call [`Store::get`].
+    Unknown,
+}
+
 /// One page of a [`Store::scan_prefix`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
@@ -136,10 +149,26 @@ pub fn check_value(key: &[u8], value: &[u8]) -> Result<(), StoreError> {
 ///   every write acknowledged before it must survive the process.
 /// - **No blocking.** Never block the async executor: run a blocking engine on
 ///   `spawn_blocking` or a thread of its own.
+/// - **Peeks.** [`peek`](Store::peek) is optional (the default knows nothing); a store
+///   that answers it must answer exactly what `get` would at that moment, reflecting every
+///   write acknowledged before the call.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The live value under `key`, or `None` if absent or expired.
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The answer [`get`](Store::get) would give, if the store has it in memory now: no
+    /// I/O, no waiting beyond a short lock, no copy of the value. Hot paths (the session
+    /// check) try it first and fall back to `get` on [`Peek::Unknown`], the default.
+    ///
+    /// Only a store that is the sole writer of its data can answer it coherently (an
+    /// in-memory map, an embedded engine behind a write-invalidated cache); a store shared
+    /// with other processes must keep the default, since another instance's write would
+    /// never reach this process's memory. An invalid key is `Unknown` (`get` reports it).
+    fn peek(&self, key: &[u8]) -> Peek {
+        let _ = key;
+        Peek::Unknown
+    }
 
     /// Writes `value` under `key`, replacing any previous value and its expiry. With
     /// `ttl`, the entry expires that long from now; with `None`, never.
@@ -208,6 +237,9 @@ pub fn check_scan_limit(limit: usize) -> Result<(), StoreError> {
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(key).await
+    }
+    fn peek(&self, key: &[u8]) -> Peek {
+        (**self).peek(key)
     }
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         (**self).put(key, value, ttl).await

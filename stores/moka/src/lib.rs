@@ -21,6 +21,9 @@
 //! - Batches are atomic with respect to every other call: single-key operations share a
 //!   read lock, a batch holds the write lock while it applies, so no reader sees half of
 //!   one.
+//! - Every call is a synchronous in-memory operation on moka's `sync::Cache` (no I/O, no
+//!   lock held across an `await`), so [`Store::peek`] answers every read: the session
+//!   check reads a moka store with no future at all.
 //! - Prefix scans walk the whole cache and sort the matches: O(entries) per page. Fine
 //!   for the sizes an in-memory store holds; the embedded stores keep ordered indexes.
 
@@ -32,14 +35,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_device_store::Peek;
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, BatchOp, CasOutcome, Clock, ScanPage,
     Store, StoreError, SystemClock,
 };
-use moka::future::Cache;
 use moka::ops::compute::Op;
+use moka::sync::Cache;
 use moka::Expiry;
-use tokio::sync::RwLock;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -176,7 +180,20 @@ impl MokaStore {
 
     /// Runs moka's pending maintenance (evictions, expirations) now. For tests.
     pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
+    }
+
+    /// The shared side of the batch lock. Nothing panics while it is held, so a poisoned
+    /// lock is still consistent.
+    fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.batches.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The live value under `key`, shared.
+    fn live(&self, key: &[u8]) -> Option<Arc<[u8]>> {
+        let _shared = self.shared();
+        let now = self.clock.now_millis();
+        self.cache.get(key).filter(|e| e.live(now)).map(|e| e.value)
     }
 }
 
@@ -188,31 +205,29 @@ impl Store for MokaStore {
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
-        let _shared = self.batches.read().await;
-        let now = self.clock.now_millis();
-        Ok(self
-            .cache
-            .get(key)
-            .await
-            .filter(|e| e.live(now))
-            .map(|e| e.value.to_vec()))
+        Ok(self.live(key).map(|v| v.to_vec()))
+    }
+
+    fn peek(&self, key: &[u8]) -> Peek {
+        if check_key(key).is_err() {
+            return Peek::Unknown;
+        }
+        self.live(key).map_or(Peek::Absent, Peek::Value)
     }
 
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         check_key(key)?;
         check_value(key, value)?;
-        let _shared = self.batches.read().await;
-        self.cache
-            .insert(key.to_vec(), self.entry(value, ttl))
-            .await;
+        let _shared = self.shared();
+        self.cache.insert(key.to_vec(), self.entry(value, ttl));
         Ok(())
     }
 
     async fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
-        let _shared = self.batches.read().await;
+        let _shared = self.shared();
         let now = self.clock.now_millis();
-        Ok(self.cache.remove(key).await.is_some_and(|e| e.live(now)))
+        Ok(self.cache.remove(key).is_some_and(|e| e.live(now)))
     }
 
     async fn insert_if_absent(
@@ -223,23 +238,20 @@ impl Store for MokaStore {
     ) -> Result<bool, StoreError> {
         check_key(key)?;
         check_value(key, value)?;
-        let _shared = self.batches.read().await;
+        let _shared = self.shared();
         let now = self.clock.now_millis();
         let new = self.entry(value, ttl);
         let mut inserted = false;
-        self.cache
-            .entry(key.to_vec())
-            .and_compute_with(|current| {
-                let op = match current {
-                    Some(e) if e.value().live(now) => Op::Nop,
-                    _ => {
-                        inserted = true;
-                        Op::Put(new)
-                    }
-                };
-                std::future::ready(op)
-            })
-            .await;
+        self.cache.entry(key.to_vec()).and_compute_with(|current| {
+            let op = match current {
+                Some(e) if e.value().live(now) => Op::Nop,
+                _ => {
+                    inserted = true;
+                    Op::Put(new)
+                }
+            };
+            op
+        });
         Ok(inserted)
     }
 
@@ -254,31 +266,28 @@ impl Store for MokaStore {
         if let Some(v) = new {
             check_value(key, v)?;
         }
-        let _shared = self.batches.read().await;
+        let _shared = self.shared();
         let now = self.clock.now_millis();
         let replacement = new.map(|v| self.entry(v, ttl));
         let mut outcome = CasOutcome::Swapped;
-        self.cache
-            .entry(key.to_vec())
-            .and_compute_with(|current| {
-                let live = current
-                    .as_ref()
-                    .map(|e| e.value())
-                    .filter(|e| e.live(now))
-                    .map(|e| e.value.to_vec());
-                let op = if live.as_deref() == expected {
-                    match replacement {
-                        Some(entry) => Op::Put(entry),
-                        None if current.is_some() => Op::Remove,
-                        None => Op::Nop,
-                    }
-                } else {
-                    outcome = CasOutcome::Conflict { current: live };
-                    Op::Nop
-                };
-                std::future::ready(op)
-            })
-            .await;
+        self.cache.entry(key.to_vec()).and_compute_with(|current| {
+            let live = current
+                .as_ref()
+                .map(|e| e.value())
+                .filter(|e| e.live(now))
+                .map(|e| e.value.to_vec());
+            let op = if live.as_deref() == expected {
+                match replacement {
+                    Some(entry) => Op::Put(entry),
+                    None if current.is_some() => Op::Remove,
+                    None => Op::Nop,
+                }
+            } else {
+                outcome = CasOutcome::Conflict { current: live };
+                Op::Nop
+            };
+            op
+        });
         Ok(outcome)
     }
 
@@ -289,7 +298,7 @@ impl Store for MokaStore {
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
         check_scan_limit(limit)?;
-        let _shared = self.batches.read().await;
+        let _shared = self.shared();
         let now = self.clock.now_millis();
         let mut matches: Vec<(Vec<u8>, Vec<u8>)> = self
             .cache
@@ -317,15 +326,15 @@ impl Store for MokaStore {
         for op in &ops {
             op.check()?;
         }
-        let _exclusive = self.batches.write().await;
+        let _exclusive = self.batches.write().unwrap_or_else(PoisonError::into_inner);
         for op in ops {
             match op {
                 BatchOp::Put { key, value, ttl } => {
                     let entry = self.entry(&value, ttl);
-                    self.cache.insert(key, entry).await;
+                    self.cache.insert(key, entry);
                 }
                 BatchOp::Delete { key } => {
-                    self.cache.remove(&key).await;
+                    self.cache.remove(&key);
                 }
             }
         }
@@ -333,7 +342,7 @@ impl Store for MokaStore {
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let _shared = self.batches.read().await;
+        let _shared = self.shared();
         let now = self.clock.now_millis();
         let expired: Vec<Vec<u8>> = self
             .cache
@@ -347,13 +356,10 @@ impl Store for MokaStore {
             let result = self
                 .cache
                 .entry(key)
-                .and_compute_with(|current| {
-                    std::future::ready(match current {
-                        Some(e) if !e.value().live(now) => Op::Remove,
-                        _ => Op::Nop,
-                    })
-                })
-                .await;
+                .and_compute_with(|current| match current {
+                    Some(e) if !e.value().live(now) => Op::Remove,
+                    _ => Op::Nop,
+                });
             if matches!(result, moka::ops::compute::CompResult::Removed(_)) {
                 removed += 1;
             }

@@ -42,3 +42,19 @@ async fn moka_evicts_under_its_byte_capacity() {
         "at most capacity / entry weight stay, got {live}"
     );
 }
+
+/// Every read of a moka store is in memory: `peek` always answers, and the answer follows
+/// the writes (the conformance suite checks it is never stale).
+#[tokio::test]
+async fn every_key_peeks() {
+    use actix_device_store::{Peek, Store};
+    let store = actix_device_moka::MokaStore::new();
+    assert_eq!(store.peek(b"k"), Peek::Absent);
+    store.put(b"k", b"v", None).await.unwrap();
+    assert_eq!(
+        store.peek(b"k"),
+        Peek::Value(std::sync::Arc::from(&b"v"[..]))
+    );
+    assert!(store.delete(b"k").await.unwrap());
+    assert_eq!(store.peek(b"k"), Peek::Absent);
+}

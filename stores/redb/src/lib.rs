@@ -58,8 +58,8 @@ use std::time::Duration;
 
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, envelope, BatchOp, CasOutcome, Clock,
-    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError, SystemClock,
-    WriteGuard,
+    Lookup, Peek, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError,
+    SystemClock, WriteGuard,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
@@ -549,6 +549,18 @@ fn scan_page(
 impl Store for RedbStore {
     fn backend(&self) -> &'static str {
         "redb"
+    }
+
+    /// A hot key straight from the read cache, with no thread hop (see the crate docs).
+    fn peek(&self, key: &[u8]) -> Peek {
+        if check_key(key).is_err() {
+            return Peek::Unknown;
+        }
+        match self.inner.cache.peek(key, self.inner.clock.now_millis()) {
+            Some(Some(value)) => Peek::Value(value),
+            Some(None) => Peek::Absent,
+            None => Peek::Unknown,
+        }
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

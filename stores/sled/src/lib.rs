@@ -55,7 +55,8 @@ use std::time::Duration;
 
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, envelope, BatchOp, CasOutcome, Clock,
-    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError, SystemClock,
+    Lookup, Peek, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError,
+    SystemClock,
 };
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
@@ -421,6 +422,18 @@ fn purge_one(inner: &Inner, index_key: &[u8]) -> Result<bool, StoreError> {
 impl Store for SledStore {
     fn backend(&self) -> &'static str {
         "sled"
+    }
+
+    /// A hot key straight from the read cache, with no thread hop (see the crate docs).
+    fn peek(&self, key: &[u8]) -> Peek {
+        if check_key(key).is_err() {
+            return Peek::Unknown;
+        }
+        match self.inner.cache.peek(key, self.inner.clock.now_millis()) {
+            Some(Some(value)) => Peek::Value(value),
+            Some(None) => Peek::Absent,
+            None => Peek::Unknown,
+        }
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

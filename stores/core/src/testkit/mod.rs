@@ -34,7 +34,7 @@
 //!
 //! The checks live in one file per part of the contract: `basics` (round trips, bytes,
 //! limits), `expiry`, `conditional` (insert-if-absent and compare-and-swap), `scans`,
-//! `batches` and `reopen`; [`crash`] is the process-kill test for persistent stores.
+//! `batches`, `peeks` and `reopen`; [`crash`] is the process-kill test for persistent stores.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -49,6 +49,7 @@ mod batches;
 mod conditional;
 pub mod crash;
 mod expiry;
+mod peeks;
 mod reopen;
 mod scans;
 
@@ -62,6 +63,7 @@ pub use expiry::{
     purge_removes_expired_entries, put_without_ttl_clears_the_old_ttl,
     ttl_hides_expired_entries_everywhere,
 };
+pub use peeks::{peeks_are_never_stale, peeks_never_go_back_under_writes};
 pub use reopen::flushed_writes_survive_reopen;
 pub use scans::{
     scan_is_ordered_and_bounded_by_prefix, scan_pages_neither_skip_nor_repeat_under_inserts,
@@ -122,6 +124,8 @@ pub async fn run_suite<H: Harness>(h: &H) {
         scan_pages_neither_skip_nor_repeat_under_inserts,
         batch_is_all_or_nothing_for_readers,
         failed_batch_leaves_nothing,
+        peeks_are_never_stale,
+        peeks_never_go_back_under_writes,
         flushed_writes_survive_reopen,
     );
 }

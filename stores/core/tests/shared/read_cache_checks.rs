@@ -335,3 +335,43 @@ async fn a_small_cache_evicts_and_still_answers_right() {
     assert!(stats.entries <= 8, "{stats:?}");
     assert!(stats.evictions > 0, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_key_peeks_without_a_read_and_a_write_makes_it_unknown() {
+    use actix_device_store::Peek;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir, &ManualClock::new(1_000));
+    assert_eq!(s.peek(b"sess/p"), Peek::Unknown, "nothing read yet");
+    assert_eq!(s.get(b"sess/p").await.unwrap(), None);
+    assert_eq!(s.peek(b"sess/p"), Peek::Absent, "a known-absent key");
+    s.put(b"sess/p", b"one", None).await.unwrap();
+    assert_eq!(
+        s.peek(b"sess/p"),
+        Peek::Unknown,
+        "a write makes the key a miss"
+    );
+    assert_eq!(
+        s.get(b"sess/p").await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    match s.peek(b"sess/p") {
+        Peek::Value(v) => assert_eq!(&*v, b"one"),
+        other => panic!("a hot key peeks as its value, not {other:?}"),
+    }
+    let misses = s.read_cache_stats().misses;
+    let _ = s.peek(b"sess/never-read");
+    assert_eq!(
+        s.read_cache_stats().misses,
+        misses,
+        "a peek miss counts no miss"
+    );
+    let disabled = tempfile::tempdir().unwrap();
+    let off = open_with(&disabled, "peek-off", ReadCacheConfig::disabled());
+    off.put(b"sess/p", b"one", None).await.unwrap();
+    let _ = off.get(b"sess/p").await.unwrap();
+    assert_eq!(
+        off.peek(b"sess/p"),
+        Peek::Unknown,
+        "a disabled cache knows nothing"
+    );
+}
