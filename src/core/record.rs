@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use actix_device_store::{CasOutcome, KeyName, Store};
+use actix_device_store::{CasOutcome, KeyName, Peek, Store};
 
 use crate::core::error::{RecordError, ServiceError};
 
@@ -64,13 +64,15 @@ pub fn decode<T: Record>(key: &[u8], bytes: &[u8]) -> Result<T, RecordError> {
 
 /// Decoded records kept beside the bytes they came from, so a hot read that finds the same
 /// bytes in the store again skips decoding. Coherent with any store, shared or not: the
-/// bytes are read every time and compared, only the decoding is saved.
+/// bytes are read every time and compared, only the decoding is saved. A store that
+/// answers [`Store::peek`] hands out the very allocation it holds, so an unchanged record
+/// is recognised by pointer before any byte is compared, and read with no future at all.
 pub(crate) struct DecodeCache<T> {
     entries: std::sync::Mutex<Decoded<T>>,
 }
 
 /// Key → (the stored bytes, the record they decode to).
-type Decoded<T> = std::collections::HashMap<Vec<u8>, (Vec<u8>, Arc<T>)>;
+type Decoded<T> = std::collections::HashMap<Box<[u8]>, (Arc<[u8]>, Arc<T>)>;
 
 /// Entries a [`DecodeCache`] holds; past that an arbitrary one makes room.
 const MAX_DECODED: usize = 50_000;
@@ -90,31 +92,37 @@ impl<T: Record> DecodeCache<T> {
         records: &Records,
         key: &[u8],
     ) -> Result<Option<Arc<T>>, ServiceError> {
-        let Some(bytes) = records.store().get(key).await? else {
-            return Ok(None);
+        let bytes: Arc<[u8]> = match records.store().peek(key) {
+            Peek::Value(bytes) => bytes,
+            Peek::Absent => return Ok(None),
+            Peek::Unknown => match records.store().get(key).await? {
+                Some(bytes) => Arc::from(bytes),
+                None => return Ok(None),
+            },
         };
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((seen, record)) = entries.get(key) {
-            if *seen == bytes {
-                return Ok(Some(Arc::clone(record)));
+        self.decoded(key, bytes).map(Some)
+    }
+
+    fn decoded(&self, key: &[u8], bytes: Arc<[u8]>) -> Result<Arc<T>, ServiceError> {
+        let lock = || {
+            self.entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((seen, record)) = lock().get(key) {
+            if Arc::ptr_eq(seen, &bytes) || **seen == *bytes {
+                return Ok(Arc::clone(record));
             }
         }
-        drop(entries);
         let record = Arc::new(decode::<T>(key, &bytes)?);
-        entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = lock();
         if entries.len() >= MAX_DECODED {
             if let Some(victim) = entries.keys().next().cloned() {
                 entries.remove(&victim);
             }
         }
-        entries.insert(key.to_vec(), (bytes, Arc::clone(&record)));
-        Ok(Some(record))
+        entries.insert(key.into(), (bytes, Arc::clone(&record)));
+        Ok(record)
     }
 }
 

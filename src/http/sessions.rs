@@ -26,7 +26,7 @@ use crate::http::guard::CrossSiteGuard;
 use crate::identity::client::RequestInfo;
 use crate::identity::config::DeviceObserver;
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
-use crate::identity::cookie_header::{values_named, HeaderLimits};
+use crate::identity::cookie_header::{visit_values, HeaderLimits};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::{lookup, queue_cookie, DeviceContext};
 
@@ -310,14 +310,13 @@ impl Sessions {
     /// The hash of the first well-formed session cookie of the request.
     fn cookie_hash(&self, req: &HttpRequest) -> Option<TokenHash> {
         let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
-        values_named(
-            headers,
-            self.inner.cookie.name().as_bytes(),
-            self.inner.limits,
-        )
-        .values
-        .into_iter()
-        .find_map(token_hash)
+        let name = self.inner.cookie.name().as_bytes();
+        let mut hash = None;
+        visit_values(headers, name, self.inner.limits, |value| {
+            hash = token_hash(value);
+            hash.is_none()
+        });
+        hash
     }
 }
 

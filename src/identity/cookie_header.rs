@@ -58,36 +58,71 @@ pub fn values_named<'h, I>(headers: I, name: &[u8], limits: HeaderLimits) -> Coo
 where
     I: IntoIterator<Item = &'h [u8]>,
 {
-    let mut found = CookieValues {
-        values: Vec::new(),
-        complete: true,
-    };
+    let mut values = Vec::new();
+    let complete = visit_values(headers, name, limits, |value| {
+        values.push(value);
+        true
+    });
+    CookieValues { values, complete }
+}
+
+/// [`values_named`] without collecting: hands each value to `visit` in order, stopping
+/// when it returns `false`. Returns whether the whole header was read within `limits`
+/// (`true` also when the visitor stopped first).
+pub fn visit_values<'h, I>(
+    headers: I,
+    name: &[u8],
+    limits: HeaderLimits,
+    mut visit: impl FnMut(&'h [u8]) -> bool,
+) -> bool
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
     let mut budget = limits.max_bytes;
+    let mut seen = 0;
     for header in headers {
-        if header.len() > budget {
-            found.complete = false;
-        }
-        let header = &header[..header.len().min(budget)];
-        budget -= header.len();
-        for pair in header.split(|&b| b == b';') {
-            let pair = trim(pair);
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
+        let cut = header.len() > budget;
+        let mut rest = &header[..header.len().min(budget)];
+        budget -= rest.len();
+        loop {
+            let (pair, next) = match memchr::memchr(b';', rest) {
+                Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+                None => (rest, None),
             };
-            if trim(&pair[..eq]) != name {
-                continue;
+            if let Some(value) = value_of(pair, name) {
+                if seen == limits.max_values {
+                    return false;
+                }
+                seen += 1;
+                if !visit(value) {
+                    return true;
+                }
             }
-            if found.values.len() == limits.max_values {
-                found.complete = false;
-                return found;
+            match next {
+                Some(next) => rest = next,
+                None => break,
             }
-            found.values.push(trim(&pair[eq + 1..]));
         }
-        if !found.complete {
-            break;
+        if cut {
+            return false;
         }
     }
-    found
+    true
+}
+
+/// The value of `pair` if its name is exactly `name`: spaces and tabs around the name and
+/// the value are skipped, the name ends at the first `=`.
+fn value_of<'h>(pair: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    let after_name = trim_start(pair).strip_prefix(name)?;
+    let value = trim_start(after_name).strip_prefix(b"=")?;
+    Some(trim(value))
+}
+
+fn trim_start(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    s
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -156,5 +191,59 @@ mod tests {
         let many = "id=1;".repeat(17);
         let capped = values_named([many.as_bytes()], b"id", HeaderLimits::default());
         assert_eq!((capped.values.len(), capped.complete), (16, false));
+    }
+
+    /// The reader as first written (split on `;`, trim, name before the first `=`): the
+    /// memchr reader must agree with it on every input.
+    fn reference<'h>(headers: &[&'h [u8]], name: &[u8], limits: HeaderLimits) -> CookieValues<'h> {
+        let mut found = CookieValues {
+            values: Vec::new(),
+            complete: true,
+        };
+        let mut budget = limits.max_bytes;
+        for header in headers {
+            if header.len() > budget {
+                found.complete = false;
+            }
+            let header = &header[..header.len().min(budget)];
+            budget -= header.len();
+            for pair in header.split(|&b| b == b';') {
+                let pair = trim(pair);
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                if trim(&pair[..eq]) != name {
+                    continue;
+                }
+                if found.values.len() == limits.max_values {
+                    found.complete = false;
+                    return found;
+                }
+                found.values.push(trim(&pair[eq + 1..]));
+            }
+            if !found.complete {
+                break;
+            }
+        }
+        found
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_split_reader(
+            headers in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(&b"id=; \tx"[..]), 0..40),
+                0..4,
+            ),
+            max_bytes in 0usize..80,
+            max_values in 0usize..4,
+        ) {
+            let limits = HeaderLimits { max_bytes, max_values };
+            let headers: Vec<&[u8]> = headers.iter().map(Vec::as_slice).collect();
+            for name in [&b"id"[..], b"i", b"x"] {
+                let ours = values_named(headers.iter().copied(), name, limits);
+                proptest::prop_assert_eq!(ours, reference(&headers, name, limits));
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 
 use crate::identity::client::RequestInfo;
 use crate::identity::config::{CacheControl, DeviceTracking, RejectPolicy, Settings};
-use crate::identity::cookie_header::values_named;
+use crate::identity::cookie_header::visit_values;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
 use crate::identity::extract::{
@@ -130,11 +130,11 @@ enum Identified {
 /// else a fresh id, unless the header was cut short before anything was found.
 fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
     let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
-    let found = values_named(headers, settings.cookie.name().as_bytes(), settings.limits);
     let mut first: Option<Token> = None;
     let mut others = Vec::new();
     let mut first_rejection = None;
-    for value in found.values {
+    let name = settings.cookie.name().as_bytes();
+    let complete = visit_values(headers, name, settings.limits, |value| {
         match settings.codec.decode(value, now) {
             Ok(token) => match &first {
                 None => first = Some(token),
@@ -147,7 +147,8 @@ fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
                 first_rejection.get_or_insert(reason);
             }
         }
-    }
+        true
+    });
     let client_ip = settings
         .proxies
         .client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
@@ -155,7 +156,7 @@ fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
         settings.metrics.accepted();
         return Identified::Device(accepted(settings, token, others, client_ip, now));
     }
-    if !found.complete {
+    if !complete {
         tracing::warn!(cookie = %settings.cookie.name(), "Cookie header past the limits; no device id minted");
         return Identified::Unreadable;
     }
