@@ -5,9 +5,10 @@
 //! ```
 //!
 //! Each variant is an actix-web server with one worker on core 0; `wrk` runs on core 1
-//! (when the machine has two). Variants are interleaved and the whole sweep repeated
-//! (`ROUNDS`, default 3), so drift hits all of them alike; the table shows medians over
-//! rounds and each variant's throughput as a ratio to the bare server of the same run.
+//! (when the machine has two). Every run of a variant sits between two runs of the bare
+//! server, and its ratios (throughput, p99) are to the mean of those two, so the machine's
+//! drift (bare itself moves by half between minutes on a shared VM) hits both sides alike;
+//! the sweep is repeated `ROUNDS` times (default 3) and the table shows medians.
 //! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it;
 //! `VARIANTS=signed-in,identity` runs bare and the variants whose names contain a word.
 //!
@@ -365,40 +366,59 @@ fn main() {
         ("returning browsers (valid cookie)", true),
         ("first-time visitors (no cookie)", false),
     ] {
+        let cookie_of =
+            |i: usize| (returning && !cookies[i].is_empty()).then_some(cookies[i].as_str());
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
+        // Per-round ratios: each variant against the mean of the bare runs just before and
+        // just after it, so a machine that speeds up or slows down between runs moves both.
+        let mut ratios: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
         for round in 0..rounds {
-            for (i, v) in variants.iter().enumerate() {
+            let mut bare_before = wrk(variants[0].port, cookie_of(0), secs, connections, pin);
+            runs[0].push(bare_before);
+            for (i, v) in variants.iter().enumerate().skip(1) {
                 if v.signed_in && !returning {
                     continue; // a first visit is not signed in
                 }
-                let cookie = (returning && !cookies[i].is_empty()).then_some(cookies[i].as_str());
-                let r = wrk(v.port, cookie, secs, connections, pin);
-                eprintln!("round {} {:<28} {:>10.0} req/s", round + 1, v.name, r.rps);
+                let r = wrk(v.port, cookie_of(i), secs, connections, pin);
+                let bare_after = wrk(variants[0].port, cookie_of(0), secs, connections, pin);
+                let bare_rps = (bare_before.rps + bare_after.rps) / 2.0;
+                let bare_p99 = (bare_before.p99_ms + bare_after.p99_ms) / 2.0;
+                eprintln!(
+                    "round {} {:<28} {:>10.0} req/s  x bare {:.3}  (bare {:.0} / {:.0})",
+                    round + 1,
+                    v.name,
+                    r.rps,
+                    r.rps / bare_rps,
+                    bare_before.rps,
+                    bare_after.rps
+                );
+                ratios[i].push((r.rps / bare_rps, r.p99_ms / bare_p99));
                 runs[i].push(r);
+                runs[0].push(bare_after);
+                bare_before = bare_after;
             }
         }
-        let bare_rps = median(runs[0].iter().map(|r| r.rps).collect());
-        let bare_p99 = median(runs[0].iter().map(|r| r.p99_ms).collect());
-        println!("\n{label}: {rounds} rounds x {secs}s, {connections} connections, medians");
+        ratios[0] = vec![(1.0, 1.0)];
+        println!(
+            "\n{label}: {rounds} rounds x {secs}s, {connections} connections; req/s and latencies \
+             are medians over runs, ratios medians of per-run ratios to the bare runs around each"
+        );
         println!(
             "{:<28} {:>11} {:>9} {:>9} {:>9} {:>9}",
             "variant", "req/s", "p50 ms", "p99 ms", "x bare", "p99/bare"
         );
-        for (v, r) in variants.iter().zip(&runs) {
+        for ((v, r), q) in variants.iter().zip(&runs).zip(&ratios) {
             if r.is_empty() {
                 continue;
             }
-            let rps = median(r.iter().map(|x| x.rps).collect());
-            let p50 = median(r.iter().map(|x| x.p50_ms).collect());
-            let p99 = median(r.iter().map(|x| x.p99_ms).collect());
             println!(
                 "{:<28} {:>11.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2}",
                 v.name,
-                rps,
-                p50,
-                p99,
-                rps / bare_rps,
-                p99 / bare_p99
+                median(r.iter().map(|x| x.rps).collect()),
+                median(r.iter().map(|x| x.p50_ms).collect()),
+                median(r.iter().map(|x| x.p99_ms).collect()),
+                median(q.iter().map(|x| x.0).collect()),
+                median(q.iter().map(|x| x.1).collect())
             );
         }
     }

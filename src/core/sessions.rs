@@ -401,6 +401,19 @@ pub(crate) fn fingerprint(user_agent: &[u8], accept_language: &[u8]) -> [u8; 32]
     static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     let key =
         KEY.get_or_init(|| blake3::derive_key("actix-device 2026-11 session fingerprint v2", b""));
+    // The hashed stream is `len(UA) UA len(AL) AL`, lengths as 8-byte big-endian; the
+    // usual headers fit a stack buffer and hash in one call, longer ones stream.
+    let mut buf = [0u8; 512];
+    let n = 16 + user_agent.len() + accept_language.len();
+    if n <= buf.len() {
+        let mut at = 0;
+        for value in [user_agent, accept_language] {
+            buf[at..at + 8].copy_from_slice(&(value.len() as u64).to_be_bytes());
+            buf[at + 8..at + 8 + value.len()].copy_from_slice(value);
+            at += 8 + value.len();
+        }
+        return *blake3::keyed_hash(key, &buf[..n]).as_bytes();
+    }
     let mut hasher = blake3::Hasher::new_keyed(key);
     for value in [user_agent, accept_language] {
         hasher.update(&(value.len() as u64).to_be_bytes());
@@ -420,4 +433,45 @@ fn session_event(record: &SessionRecord, presented_by: DeviceId, hash: &TokenHas
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    /// The fingerprint as a stream of updates: the one-call path must hash the same bytes.
+    fn streamed(user_agent: &[u8], accept_language: &[u8]) -> [u8; 32] {
+        let key = blake3::derive_key("actix-device 2026-11 session fingerprint v2", b"");
+        let mut hasher = blake3::Hasher::new_keyed(&key);
+        for value in [user_agent, accept_language] {
+            hasher.update(&(value.len() as u64).to_be_bytes());
+            hasher.update(value);
+        }
+        *hasher.finalize().as_bytes()
+    }
+
+    #[test]
+    fn short_and_long_headers_fingerprint_as_one_stream() {
+        let long = vec![b'x'; 600];
+        for (ua, al) in [
+            (&b""[..], &b""[..]),
+            (b"Mozilla/5.0", b"en-GB,en;q=0.9"),
+            (&long[..496], b""),
+            (&long[..497], b""),
+            (&long[..], b"fr"),
+        ] {
+            assert_eq!(
+                fingerprint(ua, al),
+                streamed(ua, al),
+                "{} + {}",
+                ua.len(),
+                al.len()
+            );
+        }
+        assert_ne!(
+            fingerprint(b"ab", b""),
+            fingerprint(b"a", b"b"),
+            "lengths separate"
+        );
+    }
 }
