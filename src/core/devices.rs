@@ -184,6 +184,18 @@ impl Devices {
         self.touch_with(id, &|| info.clone()).await
     }
 
+    /// What the registry does for a returning device (a throttled touch), without the
+    /// observer's boxed future: `Sessions` forwards here. Failures are logged.
+    pub(crate) async fn note_returning(
+        &self,
+        context: &DeviceContext,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) {
+        if let Err(error) = self.touch_with(context.id, info).await {
+            tracing::error!(%error, "device registry touch failed");
+        }
+    }
+
     /// [`touch`](Self::touch), building the request info only when a write is due.
     async fn touch_with(
         &self,
@@ -814,9 +826,7 @@ impl Devices {
 #[async_trait::async_trait]
 impl DeviceObserver for Devices {
     async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync)) {
-        if let Err(error) = self.touch_with(context.id, info).await {
-            tracing::error!(%error, "device registry touch failed");
-        }
+        self.note_returning(context, info).await;
     }
 
     async fn renewed(&self, old: DeviceId, new: DeviceId) {

@@ -383,7 +383,7 @@ impl SignedIn for Sessions {
 #[async_trait::async_trait]
 impl DeviceObserver for Sessions {
     async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync)) {
-        self.devices().returning(context, info).await;
+        self.devices().note_returning(context, info).await;
     }
 
     async fn renewed(&self, old: DeviceId, new: DeviceId) {

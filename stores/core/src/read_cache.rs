@@ -79,7 +79,6 @@
 //! values are shared (`Arc<[u8]>`) and copied for the caller after the lock is released
 //! ([`ReadCache::peek`] hands out the shared value itself, for `Store::peek`).
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -193,7 +192,7 @@ pub struct ReadCacheStats {
 /// See the [module documentation](self) for the protocol a store follows.
 pub struct ReadCache {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    hasher: foldhash::fast::RandomState,
     max_entries: usize,
     max_bytes: usize,
 }
@@ -313,7 +312,7 @@ impl ReadCache {
         };
         Self {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             max_entries: config.max_entries.div_ceil(shards.max(1)),
             max_bytes: config.max_bytes.div_ceil(shards.max(1)),
         }
@@ -326,7 +325,9 @@ impl ReadCache {
     }
 
     fn shard_of(&self, key: &[u8]) -> usize {
-        // The shard count is not a power of two in general: reduce by multiply-shift.
+        // The shard count is not a power of two in general: reduce by multiply-shift. A
+        // fast seeded hash is enough here: keys crowded into one shard cost contention, not
+        // time per lookup (each shard's index is a SipHash map).
         let h = self.hasher.hash_one(key);
         ((u128::from(h) * self.shards.len() as u128) >> 64) as usize
     }
