@@ -76,6 +76,20 @@ async fn get_ns<S: Store>(s: &S, rounds: usize, n: usize) -> f64 {
     .await
 }
 
+/// Median ns of `peek` (the session check's read) over the 1000 preloaded keys, after a
+/// warm-up `get` pass; a peek that knows nothing panics, since the row would be a lie.
+async fn peek_ns<S: Store>(s: &S, rounds: usize, n: usize) -> f64 {
+    for i in 0..1000 {
+        std::hint::black_box(s.get(&key(i)).await.unwrap());
+    }
+    measure(rounds, n, |i| async move {
+        let found = s.peek(&key(i));
+        assert!(found != actix_device::stores::Peek::Unknown, "a hot key peeks");
+        let _ = std::hint::black_box(found);
+    })
+    .await
+}
+
 /// Median ns per `get` with four tasks reading hot keys at once.
 async fn concurrent_get_ns<S: Store + Clone>(s: &S, rounds: usize, n: usize) -> f64 {
     let mut per_op = Vec::with_capacity(rounds);
@@ -170,6 +184,22 @@ async fn main() {
         .await,
         raw_hop: None,
     });
+    let raw_sync: moka::sync::Cache<Vec<u8>, Arc<[u8]>> = moka::sync::Cache::new(1_000_000);
+    for i in 0..1000 {
+        raw_sync.insert(key(i).to_vec(), Arc::from(&value[..]));
+    }
+    rows.push(Row {
+        what: "moka peek".into(),
+        ours: peek_ns(&ours, rounds, n).await,
+        raw: measure(rounds, n, |i| {
+            let c = &raw_sync;
+            async move {
+                std::hint::black_box(c.get(&key(i)[..]));
+            }
+        })
+        .await,
+        raw_hop: None,
+    });
     rows.push(Row {
         what: "moka put".into(),
         ours: measure(rounds, n, |i| {
@@ -259,6 +289,12 @@ async fn main() {
     rows.push(Row {
         what: "sled get, cached".into(),
         ours: get_ns(&ours, rounds, n).await,
+        raw,
+        raw_hop: Some(raw_hop),
+    });
+    rows.push(Row {
+        what: "sled peek, cached".into(),
+        ours: peek_ns(&ours, rounds, n).await,
         raw,
         raw_hop: Some(raw_hop),
     });
@@ -405,6 +441,12 @@ async fn main() {
     rows.push(Row {
         what: "redb get, cached".into(),
         ours: get_ns(&ours, rounds, n).await,
+        raw,
+        raw_hop: Some(raw_hop),
+    });
+    rows.push(Row {
+        what: "redb peek, cached".into(),
+        ours: peek_ns(&ours, rounds, n).await,
         raw,
         raw_hop: Some(raw_hop),
     });
