@@ -84,7 +84,10 @@ async fn peek_ns<S: Store>(s: &S, rounds: usize, n: usize) -> f64 {
     }
     measure(rounds, n, |i| async move {
         let found = s.peek(&key(i));
-        assert!(found != actix_device::stores::Peek::Unknown, "a hot key peeks");
+        assert!(
+            found != actix_device::stores::Peek::Unknown,
+            "a hot key peeks"
+        );
         let _ = std::hint::black_box(found);
     })
     .await

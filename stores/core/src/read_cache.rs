@@ -84,6 +84,8 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::Peek;
+
 /// Bytes counted for each entry on top of its key and value (map slot, ring slot, `Arc`
 /// headers), so that a flood of tiny entries still respects the byte bound.
 const ENTRY_OVERHEAD: usize = 96;
@@ -356,16 +358,19 @@ impl ReadCache {
         }
     }
 
-    /// The cached answer for `key` at `now`, shared rather than copied: `Some(Some(value))`
-    /// if live, `Some(None)` if known absent, `None` if not cached (then read through
-    /// [`lookup`](Self::lookup), which counts the miss). What a store's `Store::peek`
-    /// answers.
-    #[must_use]
-    pub fn peek(&self, key: &[u8], now: u64) -> Option<Option<Arc<[u8]>>> {
+    /// The cached answer for `key` at `now`, shared rather than copied: what a store's
+    /// [`Store::peek`](crate::Store::peek) answers. A key not cached is
+    /// [`Peek::Unknown`] (then read through [`lookup`](Self::lookup), which counts the
+    /// miss); so is an invalid key, since only answers the engine gave are ever cached.
+    pub fn peek(&self, key: &[u8], now: u64) -> Peek {
         if !self.is_enabled() {
-            return None;
+            return Peek::Unknown;
         }
-        self.probe(self.shard_of(key), key, now, false).ok()
+        match self.probe(self.shard_of(key), key, now, false) {
+            Ok(Some(value)) => Peek::Value(value),
+            Ok(None) => Peek::Absent,
+            Err(_) => Peek::Unknown,
+        }
     }
 
     /// A hit's value, or the shard's generation on a miss (an expired entry is dropped).

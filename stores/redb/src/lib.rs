@@ -553,14 +553,7 @@ impl Store for RedbStore {
 
     /// A hot key straight from the read cache, with no thread hop (see the crate docs).
     fn peek(&self, key: &[u8]) -> Peek {
-        if check_key(key).is_err() {
-            return Peek::Unknown;
-        }
-        match self.inner.cache.peek(key, self.inner.clock.now_millis()) {
-            Some(Some(value)) => Peek::Value(value),
-            Some(None) => Peek::Absent,
-            None => Peek::Unknown,
-        }
+        self.inner.cache.peek(key, self.inner.clock.now_millis())
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
