@@ -264,6 +264,47 @@ async fn bad_cookies_get_a_new_id_and_are_counted() {
     }
 }
 
+/// Verified tokens are remembered by their bytes: once the valid token has been accepted
+/// (and cached), every near miss of it is still verified in full and rejected, for every
+/// mode that signs or seals.
+#[actix_web::test]
+async fn a_cached_token_vouches_for_no_other_bytes() {
+    for mode in [Mode::Signed, Mode::Sealed] {
+        let tracking = DeviceTracking::builder(keyring())
+            .clock(ManualClock::new(START))
+            .mode(mode)
+            .build()
+            .unwrap();
+        let app = app!(tracking.clone());
+        let valid = issued_value(&get(&app, "/", None).await, "__Host-device_id");
+        let cookie = format!("__Host-device_id={valid}");
+        let id = body_json(get(&app, "/", Some(&cookie)).await).await["device_id"].clone();
+        let raw = URL_SAFE_NO_PAD.decode(&valid).unwrap();
+        for at in 0..raw.len() {
+            let mut flipped = raw.clone();
+            flipped[at] ^= 0x20;
+            let bad = format!("__Host-device_id={}", URL_SAFE_NO_PAD.encode(&flipped));
+            let body = body_json(get(&app, "/", Some(&bad)).await).await;
+            assert_eq!(
+                body["new"], true,
+                "{mode:?}: byte {at} flipped was accepted"
+            );
+            assert_ne!(body["device_id"], id, "{mode:?}: byte {at}");
+        }
+        let body = body_json(get(&app, "/", Some(&cookie)).await).await;
+        assert_eq!(
+            (body["new"].clone(), body["device_id"].clone()),
+            (false.into(), id)
+        );
+        let m = tracking.metrics();
+        assert_eq!(
+            (m.accepted, m.rejected_total()),
+            (2, raw.len() as u64),
+            "{mode:?}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn bad_cookies_get_401_under_the_refuse_policy() {
     let app = app!(DeviceTracking::builder(keyring())

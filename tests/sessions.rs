@@ -276,6 +276,23 @@ backend_tests! {
         assert_eq!(env.events.count("bound"), 1);
     }
 
+    async fn a_remembered_session_token_vouches_for_no_other_bytes(store) {
+        let env = env(store);
+        let app = app!(env);
+        let mut b = signed_in(&app, "alice", "ua").await;
+        assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+        let token = b.jar["__Host-session"].clone();
+        for at in 0..token.len() {
+            let mut near = token.clone().into_bytes();
+            near[at] = if near[at] == b'A' { b'B' } else { b'A' };
+            let mut other = b.clone();
+            other.jar.insert("__Host-session".into(), String::from_utf8(near).unwrap());
+            let (status, body) = other.get(&app, "/me").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "char {at} changed: {body}");
+        }
+        assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+    }
+
     async fn login_rotates_the_token(store) {
         let env = env(store);
         let app = app!(env);

@@ -29,6 +29,7 @@ use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
 use crate::identity::cookie_header::{visit_values, HeaderLimits};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::{lookup, queue_cookie, DeviceContext};
+use crate::identity::memo::Memo;
 
 /// Configuration of [`Sessions`].
 #[must_use]
@@ -113,6 +114,7 @@ impl SessionsBuilder {
                 cookie,
                 guard: self.guard,
                 limits: self.limits,
+                hashes: Memo::default(),
             }),
         })
     }
@@ -125,6 +127,8 @@ struct SessionsInner {
     cookie: CookieConfig,
     guard: Option<CrossSiteGuard>,
     limits: HeaderLimits,
+    /// Session cookie values hashed before (see `identity::memo`).
+    hashes: Memo<TokenHash>,
 }
 
 /// Login sessions bound to devices, over HTTP.
@@ -313,7 +317,11 @@ impl Sessions {
         let name = self.inner.cookie.name().as_bytes();
         let mut hash = None;
         visit_values(headers, name, self.inner.limits, |value| {
-            hash = token_hash(value);
+            hash = self.inner.hashes.get(value).or_else(|| {
+                let fresh = token_hash(value)?;
+                self.inner.hashes.insert(value, fresh);
+                Some(fresh)
+            });
             hash.is_none()
         });
         hash

@@ -13,8 +13,9 @@ use crate::identity::cookie_header::HeaderLimits;
 use crate::identity::device_id::{DeviceId, IdGenerator, SharedGenerator, UuidV7};
 use crate::identity::extract::DeviceContext;
 use crate::identity::keyring::Keyring;
+use crate::identity::memo::Memo;
 use crate::identity::metrics::{Metrics, MetricsSnapshot};
-use crate::identity::token::{Mode, TokenCodec, TokenContext};
+use crate::identity::token::{Mode, Rejected, Token, TokenCodec, TokenContext};
 
 /// The purpose string device tokens are bound to.
 pub(crate) const DEVICE_PURPOSE: &str = "device";
@@ -75,12 +76,25 @@ pub(crate) struct Settings {
     pub(crate) registry: Option<Arc<dyn DeviceObserver>>,
     pub(crate) proxies: TrustedProxies,
     pub(crate) cache_control: CacheControl,
+    /// Device tokens verified before, by their bytes (see `identity::memo`).
+    pub(crate) verified: Memo<Token>,
 }
 
 impl Settings {
     /// Now, in seconds since the epoch.
     pub(crate) fn now_secs(&self) -> u64 {
         self.clock.now_millis() / 1000
+    }
+
+    /// [`TokenCodec::decode`], with the tag checked once per distinct token (see
+    /// `identity::memo`); the expiry and lifetime are checked every time.
+    pub(crate) fn decode(&self, value: &[u8], now: u64) -> Result<Token, Rejected> {
+        if let Some(token) = self.verified.get(value) {
+            return self.codec.check_time(token, now);
+        }
+        let token = self.codec.decode(value, now)?;
+        self.verified.insert(value, token);
+        Ok(token)
     }
 }
 
@@ -305,6 +319,7 @@ impl DeviceTrackingBuilder {
                 registry: self.registry,
                 proxies: self.proxies,
                 cache_control: self.cache_control,
+                verified: Memo::default(),
             }),
         })
     }

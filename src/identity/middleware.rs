@@ -135,7 +135,7 @@ fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
     let mut first_rejection = None;
     let name = settings.cookie.name().as_bytes();
     let complete = visit_values(headers, name, settings.limits, |value| {
-        match settings.codec.decode(value, now) {
+        match settings.decode(value, now) {
             Ok(token) => match &first {
                 None => first = Some(token),
                 Some(f) if f.id != token.id && !others.contains(&token.id) => {

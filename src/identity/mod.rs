@@ -13,6 +13,7 @@ pub(crate) mod device_id;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod keyring;
+pub(crate) mod memo;
 pub(crate) mod metrics;
 pub(crate) mod middleware;
 pub mod token;

@@ -501,22 +501,35 @@ impl TokenCodec {
             .find_map(|key| self.open(key, format, raw).map(|body| (body, key.retired)))
             .ok_or(Rejected::BadTag)?;
         let (id, issued_at, expires_at) = parse_body(body.as_slice())?;
-        let expired = expires_at.is_some_and(|at| now >= at)
+        self.check_time(
+            Token {
+                id,
+                mode: self.mode,
+                key_id: Some(key_id),
+                issued_at: Some(issued_at),
+                expires_at,
+                retired_key: retired,
+                legacy_format: format == Format::SealedV1,
+            },
+            now,
+        )
+    }
+
+    /// The part of [`decode`](Self::decode) that depends on the time: a token verified
+    /// earlier is still good at `now` only if neither its expiry nor the codec's lifetime
+    /// has passed.
+    pub fn check_time(&self, token: Token, now: u64) -> Result<Token, Rejected> {
+        let Some(issued_at) = token.issued_at else {
+            return Ok(token); // plain ids carry no dates
+        };
+        let expired = token.expires_at.is_some_and(|at| now >= at)
             || self
                 .lifetime
                 .is_some_and(|l| now >= issued_at.saturating_add(l.as_secs().max(1)));
         if expired {
             return Err(Rejected::Expired);
         }
-        Ok(Token {
-            id,
-            mode: self.mode,
-            key_id: Some(key_id),
-            issued_at: Some(issued_at),
-            expires_at,
-            retired_key: retired,
-            legacy_format: format == Format::SealedV1,
-        })
+        Ok(token)
     }
 
     /// Checks `raw`'s tag under `key` and returns the body; `raw` is of `format` (whose

@@ -1,0 +1,135 @@
+//! A bounded memo from exact byte strings to what was derived from them, for work that
+//! a browser makes the server repeat on every request with the same bytes: verifying its
+//! device token (keyed BLAKE3 or an AES-GCM-SIV open), hashing its session token.
+//!
+//! Sound where the derivation is a pure function of the bytes and of keys that never
+//! change for the memo's owner: an entry exists only for bytes that were derived in full,
+//! and a hit compares every byte. For device tokens only the time-dependent checks
+//! (expiry, lifetime) run again on a hit. An attacker gains nothing: bytes that differ
+//! anywhere miss and are derived in full; whether a given token is remembered tells only
+//! someone who already holds that token. Memory is bounded: past its share a shard drops
+//! an arbitrary entry. Tokens are held only in this process's memory, never in a store.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Mutex, PoisonError};
+
+/// Entries held in all (a few hundred bytes each at most: device tokens are bounded by
+/// `MAX_TOKEN_LEN`, session tokens have a fixed length).
+const CAPACITY: usize = 16 * 1024;
+const SHARDS: usize = 16;
+
+/// Keyed SipHash of the token (the `RandomState` key is secret and per process), used
+/// whole as the map key: no second hash per lookup.
+type Shard<T> = HashMap<u64, (Box<[u8]>, T), BuildHasherDefault<PassThrough>>;
+
+pub(crate) struct Memo<T> {
+    shards: Box<[Mutex<Shard<T>>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl<T: Copy> Memo<T> {
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard<T>> {
+        // A poisoned shard is still a consistent map: nothing panics while it is held.
+        // Bits the map does not use: hashbrown takes the low bits for the bucket and the
+        // top seven for its tags.
+        self.shards[(hash >> 32) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What `value` was derived to before, if it was.
+    pub(crate) fn get(&self, value: &[u8]) -> Option<T> {
+        let hash = self.hasher.hash_one(value);
+        match self.shard(hash).get(&hash) {
+            Some((bytes, token)) if **bytes == *value => Some(*token),
+            _ => None,
+        }
+    }
+
+    /// Remembers that `value` derives to `derived`.
+    pub(crate) fn insert(&self, value: &[u8], derived: T) {
+        let hash = self.hasher.hash_one(value);
+        let mut shard = self.shard(hash);
+        if shard.len() >= CAPACITY / SHARDS && !shard.contains_key(&hash) {
+            if let Some(victim) = shard.keys().next().copied() {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(hash, (value.into(), derived));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+}
+
+/// The map key is already a keyed hash: pass it through.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::device_id::DeviceId;
+    use crate::identity::token::{Mode, Token};
+
+    fn token(n: u8) -> Token {
+        Token {
+            id: DeviceId::from_bytes([n; 16]),
+            mode: Mode::Signed,
+            key_id: Some(1),
+            issued_at: Some(1_000),
+            expires_at: None,
+            retired_key: false,
+            legacy_format: false,
+        }
+    }
+
+    #[test]
+    fn only_the_exact_bytes_hit() {
+        let cache = Memo::<Token>::default();
+        cache.insert(b"AQAAAAEabc", token(1));
+        assert_eq!(cache.get(b"AQAAAAEabc"), Some(token(1)));
+        for other in [&b"AQAAAAEabd"[..], b"AQAAAAEab", b"AQAAAAEabcd", b""] {
+            assert_eq!(cache.get(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn it_stays_within_its_capacity() {
+        let cache = Memo::<Token>::default();
+        for n in 0..3 * CAPACITY {
+            cache.insert(format!("token-{n}").as_bytes(), token(1));
+        }
+        assert!(cache.len() <= CAPACITY, "{} entries", cache.len());
+        assert!(cache.len() > CAPACITY / 2, "{} entries", cache.len());
+    }
+}
