@@ -19,20 +19,22 @@ use std::sync::{Mutex, PoisonError};
 const CAPACITY: usize = 16 * 1024;
 const SHARDS: usize = 16;
 
-/// Keyed SipHash of the token (the `RandomState` key is secret and per process), used
-/// whole as the map key: no second hash per lookup.
+/// A seeded hash of the bytes (foldhash, its seed random per process), used whole as the
+/// map key: no second hash per lookup. Two values with one hash share a slot and only
+/// make each other miss; a shard holds at most `CAPACITY / SHARDS` entries, which bounds
+/// what a crowd of colliding values could cost a lookup.
 type Shard<T> = HashMap<u64, (Box<[u8]>, T), BuildHasherDefault<PassThrough>>;
 
 pub(crate) struct Memo<T> {
     shards: Box<[Mutex<Shard<T>>]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<T> Default for Memo<T> {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
