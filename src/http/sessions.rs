@@ -368,10 +368,15 @@ fn request_fingerprint(req: &HttpRequest) -> [u8; 32] {
 
 /// The app's [`Sessions`], from app data.
 pub(crate) fn sessions_of(req: &HttpRequest) -> Option<Sessions> {
-    if let Some(s) = req.app_data::<web::Data<Sessions>>() {
-        return Some(Sessions::clone(s));
+    sessions_in(req).cloned()
+}
+
+/// The app's [`Sessions`], borrowed from the request's app data.
+fn sessions_in(req: &HttpRequest) -> Option<&Sessions> {
+    match req.app_data::<web::Data<Sessions>>() {
+        Some(data) => Some(data.get_ref()),
+        None => req.app_data::<Sessions>(),
     }
-    req.app_data::<Sessions>().cloned()
 }
 
 #[async_trait::async_trait(?Send)]
@@ -406,7 +411,7 @@ impl FromRequest for CurrentSession {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let sessions = sessions_of(&req).ok_or(ApiError::Misconfigured(
+            let sessions = sessions_in(&req).ok_or(ApiError::Misconfigured(
                 "no Sessions in app data: add .app_data(web::Data::new(sessions))",
             ))?;
             sessions.current(&req).await
