@@ -672,3 +672,108 @@ async fn sweep_purges_ended_sessions_from_the_store() {
             .is_empty());
     }
 }
+
+/// A real store that counts the writes of session records (`sess/...`).
+struct CountingStore {
+    inner: Arc<dyn Store>,
+    session_writes: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn count(&self, key: &[u8]) {
+        if key.starts_with(b"sess/") {
+            self.session_writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, actix_device::stores::StoreError> {
+        self.inner.get(key).await
+    }
+    fn peek(&self, key: &[u8]) -> actix_device::stores::Peek {
+        self.inner.peek(key)
+    }
+    async fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), actix_device::stores::StoreError> {
+        self.count(key);
+        self.inner.put(key, value, ttl).await
+    }
+    async fn delete(&self, key: &[u8]) -> Result<bool, actix_device::stores::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn insert_if_absent(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, actix_device::stores::StoreError> {
+        self.count(key);
+        self.inner.insert_if_absent(key, value, ttl).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<actix_device::stores::CasOutcome, actix_device::stores::StoreError> {
+        self.count(key);
+        self.inner.compare_and_swap(key, expected, new, ttl).await
+    }
+    async fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<actix_device::stores::ScanPage, actix_device::stores::StoreError> {
+        self.inner.scan_prefix(prefix, after, limit).await
+    }
+    async fn batch(
+        &self,
+        ops: Vec<actix_device::stores::BatchOp>,
+    ) -> Result<(), actix_device::stores::StoreError> {
+        for op in &ops {
+            self.count(op.key());
+        }
+        self.inner.batch(ops).await
+    }
+    async fn purge_expired(&self) -> Result<u64, actix_device::stores::StoreError> {
+        self.inner.purge_expired().await
+    }
+    async fn flush(&self) -> Result<(), actix_device::stores::StoreError> {
+        self.inner.flush().await
+    }
+}
+
+backend_tests! {
+    async fn parallel_requests_of_a_due_session_write_last_seen_once(store) {
+        let counting = Arc::new(CountingStore {
+            inner: store,
+            session_writes: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let env = env(counting.clone());
+        let app = app!(env);
+        let b = signed_in(&app, "alice", "ua").await;
+        env.clock.advance(Duration::from_secs(61));
+        let before = counting.session_writes.load(std::sync::atomic::Ordering::SeqCst);
+        let page: Vec<_> = (0..16)
+            .map(|_| {
+                let mut b = b.clone();
+                let app = &app;
+                async move { b.get(app, "/me").await.0 }
+            })
+            .collect();
+        for status in futures_util::future::join_all(page).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        let writes = counting.session_writes.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(writes, 1, "16 parallel requests of a due session wrote last-seen {writes} times");
+    }
+}

@@ -99,6 +99,10 @@ pub(crate) struct SessionService {
     reported: Arc<Mutex<HashSet<TokenHash>>>,
     /// Session and device records of hot sessions, decoded once per stored form.
     decoded: Arc<(DecodeCache<SessionRecord>, DecodeCache<DeviceRecord>)>,
+    /// When this process last started a last-seen write of each session: parallel requests
+    /// of one browser (a page's assets) find the same stale `last_seen`, and only the first
+    /// of them writes.
+    touching: Arc<Mutex<std::collections::HashMap<TokenHash, u64>>>,
 }
 
 /// Reported sessions remembered before the set starts over (a restart re-reports once).
@@ -120,6 +124,7 @@ impl SessionService {
             config: Arc::new(config),
             reported: Arc::default(),
             decoded: Arc::default(),
+            touching: Arc::default(),
         }
     }
 
@@ -239,7 +244,7 @@ impl SessionService {
         self.check_device(&record, &presented).await?;
         let device = self.trusted_device(&record).await?;
         self.check_fingerprint(&record, &presented).await?;
-        let record = self.touch(&key, record, now).await?;
+        let record = self.touch(&key, &presented.hash, record, now).await?;
         Ok(CurrentSession {
             user_id: record.user_id.clone(),
             device_id: record.device_id,
@@ -334,20 +339,54 @@ impl SessionService {
         );
     }
 
-    /// Writes last-seen at most once per touch interval.
+    /// Whether this request is the one to write session `hash`'s last-seen now: no other
+    /// request of this process started that write within the touch interval.
+    fn claim_touch(&self, hash: &TokenHash, now: u64) -> bool {
+        let interval = millis(self.config.touch_interval);
+        let mut touching = self
+            .touching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if touching.len() >= MAX_REPORTED {
+            touching.retain(|_, at| now.saturating_sub(*at) < interval);
+            if touching.len() >= MAX_REPORTED {
+                // All recent: start over rather than scan on every request (the cost is at
+                // most one extra write per session).
+                touching.clear();
+            }
+        }
+        match touching.get(hash) {
+            Some(at) if now.saturating_sub(*at) < interval => false,
+            _ => {
+                touching.insert(*hash, now);
+                true
+            }
+        }
+    }
+
+    /// Writes last-seen at most once per touch interval, from one request at a time.
     async fn touch(
         &self,
         key: &[u8],
+        hash: &TokenHash,
         record: Arc<SessionRecord>,
         now: u64,
     ) -> Result<Arc<SessionRecord>> {
-        if now.saturating_sub(record.last_seen) < millis(self.config.touch_interval) {
+        let interval = millis(self.config.touch_interval);
+        if now.saturating_sub(record.last_seen) < interval || !self.claim_touch(hash, now) {
             return Ok(record);
         }
         let ttl = Duration::from_millis(record.expires_at.saturating_sub(now)) + RETENTION;
         self.ctx()
             .records()
             .update::<SessionRecord, _>(key, Some(ttl), |current| match current {
+                // Another instance (or an earlier write of ours) touched it meanwhile.
+                Some(r)
+                    if r.status == SessionStatus::Active
+                        && now.saturating_sub(r.last_seen) < interval =>
+                {
+                    Ok(Change::Keep)
+                }
                 Some(mut r) if r.status == SessionStatus::Active => {
                     r.last_seen = r.last_seen.max(now);
                     Ok(Change::Write(r))
