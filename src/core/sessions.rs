@@ -105,8 +105,9 @@ pub(crate) struct SessionService {
     touching: Arc<Mutex<std::collections::HashMap<TokenHash, u64>>>,
 }
 
-/// Reported sessions remembered before the set starts over (a restart re-reports once).
-const MAX_REPORTED: usize = 100_000;
+/// Sessions each per-session set of this process (reported fingerprint changes, touches
+/// started) remembers before it starts over (a restart re-reports once).
+const MAX_REMEMBERED: usize = 100_000;
 
 impl fmt::Debug for SessionService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,7 +316,7 @@ impl SessionService {
             .reported
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if reported.len() >= MAX_REPORTED {
+        if reported.len() >= MAX_REMEMBERED {
             reported.clear();
         }
         reported.insert(*hash)
@@ -341,15 +342,14 @@ impl SessionService {
 
     /// Whether this request is the one to write session `hash`'s last-seen now: no other
     /// request of this process started that write within the touch interval.
-    fn claim_touch(&self, hash: &TokenHash, now: u64) -> bool {
-        let interval = millis(self.config.touch_interval);
+    fn claim_touch(&self, hash: &TokenHash, now: u64, interval: u64) -> bool {
         let mut touching = self
             .touching
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if touching.len() >= MAX_REPORTED {
+        if touching.len() >= MAX_REMEMBERED {
             touching.retain(|_, at| now.saturating_sub(*at) < interval);
-            if touching.len() >= MAX_REPORTED {
+            if touching.len() >= MAX_REMEMBERED {
                 // All recent: start over rather than scan on every request (the cost is at
                 // most one extra write per session).
                 touching.clear();
@@ -373,7 +373,8 @@ impl SessionService {
         now: u64,
     ) -> Result<Arc<SessionRecord>> {
         let interval = millis(self.config.touch_interval);
-        if now.saturating_sub(record.last_seen) < interval || !self.claim_touch(hash, now) {
+        if now.saturating_sub(record.last_seen) < interval || !self.claim_touch(hash, now, interval)
+        {
             return Ok(record);
         }
         let ttl = Duration::from_millis(record.expires_at.saturating_sub(now)) + RETENTION;

@@ -317,11 +317,9 @@ impl Sessions {
         let name = self.inner.cookie.name().as_bytes();
         let mut hash = None;
         visit_values(headers, name, self.inner.limits, |value| {
-            hash = self.inner.hashes.get(value).or_else(|| {
-                let fresh = token_hash(value)?;
-                self.inner.hashes.insert(value, fresh);
-                Some(fresh)
-            });
+            hash = (self.inner.hashes)
+                .get_or_derive(value, || token_hash(value).ok_or(()))
+                .ok();
             hash.is_none()
         });
         hash

@@ -89,12 +89,10 @@ impl Settings {
     /// [`TokenCodec::decode`], with the tag checked once per distinct token (see
     /// `identity::memo`); the expiry and lifetime are checked every time.
     pub(crate) fn decode(&self, value: &[u8], now: u64) -> Result<Token, Rejected> {
-        if let Some(token) = self.verified.get(value) {
-            return self.codec.check_time(token, now);
-        }
-        let token = self.codec.decode(value, now)?;
-        self.verified.insert(value, token);
-        Ok(token)
+        let token = self
+            .verified
+            .get_or_derive(value, || self.codec.decode(value, now))?;
+        self.codec.check_time(token, now)
     }
 }
 

@@ -49,18 +49,20 @@ impl<T: Copy> Memo<T> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What `value` was derived to before, if it was.
-    pub(crate) fn get(&self, value: &[u8]) -> Option<T> {
+    /// What `value` was derived to before; otherwise `derive` runs (with no lock held)
+    /// and a success is remembered. A failure is never remembered.
+    pub(crate) fn get_or_derive<E>(
+        &self,
+        value: &[u8],
+        derive: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         let hash = self.hasher.hash_one(value);
-        match self.shard(hash).get(&hash) {
-            Some((bytes, token)) if **bytes == *value => Some(*token),
-            _ => None,
+        if let Some((bytes, derived)) = self.shard(hash).get(&hash) {
+            if **bytes == *value {
+                return Ok(*derived);
+            }
         }
-    }
-
-    /// Remembers that `value` derives to `derived`.
-    pub(crate) fn insert(&self, value: &[u8], derived: T) {
-        let hash = self.hasher.hash_one(value);
+        let derived = derive()?;
         let mut shard = self.shard(hash);
         if shard.len() >= CAPACITY / SHARDS && !shard.contains_key(&hash) {
             if let Some(victim) = shard.keys().next().copied() {
@@ -68,6 +70,7 @@ impl<T: Copy> Memo<T> {
             }
         }
         shard.insert(hash, (value.into(), derived));
+        Ok(derived)
     }
 
     #[cfg(test)]
@@ -115,21 +118,36 @@ mod tests {
         }
     }
 
+    /// What the memo answers for `value`, without deriving anything.
+    fn remembered(cache: &Memo<Token>, value: &[u8]) -> Option<Token> {
+        cache.get_or_derive(value, || Err(())).ok()
+    }
+
     #[test]
     fn only_the_exact_bytes_hit() {
         let cache = Memo::<Token>::default();
-        cache.insert(b"AQAAAAEabc", token(1));
-        assert_eq!(cache.get(b"AQAAAAEabc"), Some(token(1)));
+        assert_eq!(
+            cache.get_or_derive(b"AQAAAAEabc", || Ok::<_, ()>(token(1))),
+            Ok(token(1))
+        );
+        assert_eq!(remembered(&cache, b"AQAAAAEabc"), Some(token(1)));
         for other in [&b"AQAAAAEabd"[..], b"AQAAAAEab", b"AQAAAAEabcd", b""] {
-            assert_eq!(cache.get(other), None, "{other:?}");
+            assert_eq!(remembered(&cache, other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn failures_are_not_remembered() {
+        let cache = Memo::<Token>::default();
+        assert_eq!(cache.get_or_derive(b"bad", || Err("no")), Err("no"));
+        assert_eq!(remembered(&cache, b"bad"), None);
     }
 
     #[test]
     fn it_stays_within_its_capacity() {
         let cache = Memo::<Token>::default();
         for n in 0..3 * CAPACITY {
-            cache.insert(format!("token-{n}").as_bytes(), token(1));
+            let _ = cache.get_or_derive(format!("token-{n}").as_bytes(), || Ok::<_, ()>(token(1)));
         }
         assert!(cache.len() <= CAPACITY, "{} entries", cache.len());
         assert!(cache.len() > CAPACITY / 2, "{} entries", cache.len());
