@@ -52,6 +52,7 @@ where
         Error = actix_web::Error,
     >,
 {
+    let started = std::time::Instant::now();
     for _ in 0..n {
         let mut req = test::TestRequest::get().uri("/");
         if let Some(c) = cookie {
@@ -60,6 +61,12 @@ where
         let res = rt.block_on(test::call_service(app, req.to_request()));
         std::hint::black_box(res);
     }
+    // Wall-clock time per request, for in-process timing (`benches/instructions.sh` reads
+    // only callgrind's counts).
+    eprintln!(
+        "ns/request {}",
+        started.elapsed().as_nanos() / n.max(1) as u128
+    );
 }
 
 /// A signed-in handler: the session check on every request.

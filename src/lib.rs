@@ -57,7 +57,8 @@ pub use actix_web::cookie::SameSite;
 // The identity layer: the middleware, its configuration and extractors.
 pub use identity::client::{ForwardedHeader, RequestInfo, TrustedProxies};
 pub use identity::config::{
-    CacheControl, ConsentFn, DeviceObserver, DeviceTracking, DeviceTrackingBuilder, RejectPolicy,
+    CacheControl, ConsentFn, DeviceObserver, DeviceTracking, DeviceTrackingBuilder, ObserverFuture,
+    RejectPolicy,
 };
 pub use identity::cookie::{ConfigError, CookieConfig};
 pub use identity::cookie_header::HeaderLimits;

@@ -293,6 +293,120 @@ backend_tests! {
         assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
     }
 
+    async fn a_hot_session_still_obeys_every_rule(store) {
+        // Each case warms the session first (several checks in a row, so a store that
+        // answers from memory has it in its read cache and the check has remembered the
+        // outcome), then changes one thing the outcome depends on.
+        async fn warm<S, B>(app: &S, b: &mut Browser)
+        where
+            S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+            B: actix_web::body::MessageBody,
+        {
+            for _ in 0..4 {
+                let (status, body) = b.get(app, "/me").await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }
+
+        // The user's other device revokes this one.
+        let env = env(store.clone());
+        let app = app!(env);
+        // The first device of a user may revoke the others.
+        let mut other = signed_in(&app, "alice", "ub").await;
+        let mut b = signed_in(&app, "alice", "ua").await;
+        warm(&app, &mut b).await;
+        let path = format!("/devices/{}", b.device());
+        let (status, body) = other.send(&app, Method::DELETE, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = b.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"), "revoked device");
+
+        // Every session of the user ends (a password reset).
+        let mut c = signed_in(&app, "carol", "ua").await;
+        warm(&app, &mut c).await;
+        assert_eq!(env.sessions.revoke_user("carol").await.unwrap(), 1);
+        assert_eq!(c.get(&app, "/me").await.0, StatusCode::UNAUTHORIZED, "user revoked");
+
+        // The browser logs out; a copy of its cookies replays the token.
+        let mut d = signed_in(&app, "dave", "ua").await;
+        warm(&app, &mut d).await;
+        let replay = d.clone();
+        assert_eq!(d.post(&app, "/devices/logout").await.0, StatusCode::OK);
+        let (status, body) = replay.clone().get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"), "logged out");
+
+        // Another device presents the token: a hijack, the session ends.
+        let mut e = signed_in(&app, "erin", "ua").await;
+        warm(&app, &mut e).await;
+        let mut thief = Browser::new("ua");
+        thief.get(&app, "/").await;
+        thief.jar.insert("__Host-session".into(), e.jar["__Host-session"].clone());
+        let (status, body) = thief.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_device_mismatch"));
+        assert_eq!(e.get(&app, "/me").await.0, StatusCode::UNAUTHORIZED, "hijacked");
+
+        // The session idles out.
+        let mut f = signed_in(&app, "frank", "ua").await;
+        warm(&app, &mut f).await;
+        env.clock.advance(Duration::from_secs(601));
+        let (status, body) = f.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_expired"), "idle");
+
+        // The device stops trusting the user with the session left as it was (a revocation
+        // whose later steps failed).
+        let mut u = signed_in(&app, "ursula", "ua").await;
+        warm(&app, &mut u).await;
+        let id: DeviceId = u.device().parse().unwrap();
+        let key = [&b"dev/"[..], id.as_bytes()].concat();
+        let records = actix_device::record::Records::new(env.store.clone());
+        records
+            .update::<DeviceRecord, _>(&key, None, |r| {
+                let mut r = r.expect("the device record");
+                r.trusted = false;
+                Ok(actix_device::record::Change::Write(r))
+            })
+            .await
+            .unwrap();
+        let (status, body) = u.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"), "untrusted");
+
+        // A due last-seen is written: the session touch (every 60 s) is due before the
+        // device's (every 300 s); 651 s after login and 590 s after the touch, it lives.
+        let mut g = signed_in(&app, "grace", "ua").await;
+        warm(&app, &mut g).await;
+        env.clock.advance(Duration::from_secs(61));
+        assert_eq!(g.get(&app, "/me").await.0, StatusCode::OK);
+        env.clock.advance(Duration::from_secs(590));
+        assert_eq!(g.get(&app, "/me").await.0, StatusCode::OK, "touched while hot");
+
+        // The absolute timeout (3600 s) falls between two touches.
+        let mut k = signed_in(&app, "kim", "ua").await;
+        for _ in 0..7 {
+            env.clock.advance(Duration::from_secs(500));
+            warm(&app, &mut k).await;
+        }
+        env.clock.advance(Duration::from_secs(90));
+        warm(&app, &mut k).await;
+        env.clock.advance(Duration::from_secs(20));
+        let (status, body) = k.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_expired"), "absolute");
+
+        // The fingerprint changes, with a policy that denies it.
+        let env = env_with(store.clone(), Recorded::default(), |b| b, true);
+        let app = app!(env);
+        let mut h = signed_in(&app, "heidi", "Firefox/140").await;
+        warm(&app, &mut h).await;
+        h.user_agent = "curl/8".into();
+        let (status, body) = h.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_suspicious"));
+        h.user_agent = "Firefox/140".into();
+        warm(&app, &mut h).await;
+        h.language = "fr".into();
+        let (status, body) = h.get(&app, "/me").await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_suspicious"));
+        assert_eq!(env.events.count("suspicious"), 1, "reported once per session");
+    }
+
     async fn login_rotates_the_token(store) {
         let env = env(store);
         let app = app!(env);

@@ -23,7 +23,7 @@ use crate::core::model::{
 use crate::core::record::Change;
 use crate::core::session_records::{end_device_sessions, move_sessions};
 use crate::identity::client::RequestInfo;
-use crate::identity::config::DeviceObserver;
+use crate::identity::config::{DeviceObserver, ObserverFuture};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::DeviceContext;
 
@@ -184,16 +184,21 @@ impl Devices {
         self.touch_with(id, &|| info.clone()).await
     }
 
-    /// What the registry does for a returning device (a throttled touch), without the
-    /// observer's boxed future: `Sessions` forwards here. Failures are logged.
-    pub(crate) async fn note_returning(
-        &self,
-        context: &DeviceContext,
-        info: &(dyn Fn() -> RequestInfo + Sync),
-    ) {
-        if let Err(error) = self.touch_with(context.id, info).await {
-            tracing::error!(%error, "device registry touch failed");
-        }
+    /// What the registry does for a returning device: counts the request and, when a
+    /// write is due (see [`touch`](Self::touch)), hands back that write. `Sessions`
+    /// forwards here. Failures are logged.
+    pub(crate) fn note_returning<'a>(
+        &'a self,
+        context: &'a DeviceContext,
+        info: &'a (dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture<'a>> {
+        let now = self.ctx().now();
+        let visits = self.take_due(context.id, now)?;
+        Some(Box::pin(async move {
+            if let Err(error) = self.write_touch(context.id, now, visits, info).await {
+                tracing::error!(%error, "device registry touch failed");
+            }
+        }))
     }
 
     /// [`touch`](Self::touch), building the request info only when a write is due.
@@ -206,6 +211,17 @@ impl Devices {
         let Some(visits) = self.take_due(id, now) else {
             return Ok(false);
         };
+        self.write_touch(id, now, visits, info).await
+    }
+
+    /// The due write of a touch: `visits` requests counted since the last one.
+    async fn write_touch(
+        &self,
+        id: DeviceId,
+        now: u64,
+        visits: u64,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) -> Result<bool> {
         let info = info();
         self.inner.writes.fetch_add(1, Ordering::Relaxed);
         let key = Key::Device(id).encode();
@@ -825,8 +841,12 @@ impl Devices {
 
 #[async_trait::async_trait]
 impl DeviceObserver for Devices {
-    async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync)) {
-        self.note_returning(context, info).await;
+    fn returning<'a>(
+        &'a self,
+        context: &'a DeviceContext,
+        info: &'a (dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture<'a>> {
+        self.note_returning(context, info)
     }
 
     async fn renewed(&self, old: DeviceId, new: DeviceId) {

@@ -71,6 +71,14 @@ pub(crate) struct DecodeCache<T> {
     entries: std::sync::Mutex<Decoded<T>>,
 }
 
+/// A record read through a [`DecodeCache`].
+pub(crate) struct Read<T> {
+    /// The record.
+    pub(crate) record: Arc<T>,
+    /// The allocation the store answered from memory, if it did.
+    pub(crate) peeked: Option<Arc<[u8]>>,
+}
+
 /// Key → (the stored bytes, the record they decode to).
 type Decoded<T> = std::collections::HashMap<Box<[u8]>, (Arc<[u8]>, Arc<T>)>;
 
@@ -86,21 +94,27 @@ impl<T> Default for DecodeCache<T> {
 }
 
 impl<T: Record> DecodeCache<T> {
-    /// The record under `key`, decoded once per distinct stored form.
-    pub(crate) async fn get(
+    /// The record under `key`, decoded once per distinct stored form, with the allocation
+    /// the store answered from if it answered from memory ([`Store::peek`]): while the
+    /// store answers `key` with that very allocation again, the record is unchanged.
+    pub(crate) async fn read(
         &self,
         records: &Records,
         key: &[u8],
-    ) -> Result<Option<Arc<T>>, ServiceError> {
-        let bytes: Arc<[u8]> = match records.store().peek(key) {
-            Peek::Value(bytes) => bytes,
+    ) -> Result<Option<Read<T>>, ServiceError> {
+        let (bytes, peeked): (Arc<[u8]>, bool) = match records.store().peek(key) {
+            Peek::Value(bytes) => (bytes, true),
             Peek::Absent => return Ok(None),
             Peek::Unknown => match records.store().get(key).await? {
-                Some(bytes) => Arc::from(bytes),
+                Some(bytes) => (Arc::from(bytes), false),
                 None => return Ok(None),
             },
         };
-        self.decoded(key, bytes).map(Some)
+        let record = self.decoded(key, Arc::clone(&bytes))?;
+        Ok(Some(Read {
+            record,
+            peeked: peeked.then_some(bytes),
+        }))
     }
 
     fn decoded(&self, key: &[u8], bytes: Arc<[u8]>) -> Result<Arc<T>, ServiceError> {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_device_store::Peek;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
@@ -19,11 +20,12 @@ use crate::core::error::{Result, ServiceError};
 use crate::core::events::{report, SessionEvent};
 use crate::core::keys::{Key, TokenHash};
 use crate::core::model::{DeviceRecord, EndReason, SessionRecord, SessionStatus};
-use crate::core::record::{Change, DecodeCache};
+use crate::core::record::{Change, DecodeCache, Read};
 use crate::core::session_records::{end_session, RETENTION};
 use crate::identity::client::RequestInfo;
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::DeviceContext;
+use crate::identity::memo::Memo;
 
 const TOKEN_LEN: usize = 32;
 const TOKEN_TEXT_LEN: usize = 43;
@@ -85,8 +87,46 @@ pub(crate) struct NewSession {
 pub(crate) struct Presented<'a> {
     pub(crate) hash: TokenHash,
     pub(crate) device: &'a DeviceContext,
-    pub(crate) fingerprint: [u8; 32],
+    pub(crate) client: ClientHeaders<'a>,
 }
+
+/// The headers a session's fingerprint is made of, as the request sent them (empty if
+/// absent).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientHeaders<'a> {
+    pub(crate) user_agent: &'a [u8],
+    pub(crate) accept_language: &'a [u8],
+}
+
+impl ClientHeaders<'_> {
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        fingerprint(self.user_agent, self.accept_language)
+    }
+}
+
+/// A session that passed the full check, with what it passed on: the store's own
+/// allocations of both records (answered from memory, [`Store::peek`]) and the headers
+/// that gave the login's fingerprint. While the store answers both keys with those very
+/// allocations (neither record changed: a write makes a new one, and this entry keeps the
+/// old one alive, so its address is never reused), the request sends the same headers,
+/// and a device the session belongs to presents it, the full check would pass again with
+/// the same outcome: only the rules that depend on the time run again (expiry, idle
+/// timeout, a due last-seen write, which takes the full path).
+///
+/// [`Store::peek`]: actix_device_store::Store::peek
+struct Hot {
+    session_key: Vec<u8>,
+    device_key: Vec<u8>,
+    session_bytes: Arc<[u8]>,
+    device_bytes: Arc<[u8]>,
+    user_agent: Box<[u8]>,
+    accept_language: Box<[u8]>,
+    session: CurrentSession,
+}
+
+/// Fingerprint headers longer than this in all are not kept in a [`Hot`] entry: such
+/// sessions take the full check every time (it bounds what a hot entry can hold).
+const MAX_HOT_HEADERS: usize = 512;
 
 /// The session rules over the registry: login, check, logout, server-side revocation.
 #[derive(Clone)]
@@ -103,6 +143,8 @@ pub(crate) struct SessionService {
     /// of one browser (a page's assets) find the same stale `last_seen`, and only the first
     /// of them writes.
     touching: Arc<Mutex<std::collections::HashMap<TokenHash, u64>>>,
+    /// Sessions that passed the full check, by token hash (see [`Hot`]).
+    hot: Arc<Memo<Arc<Hot>>>,
 }
 
 /// Sessions each per-session set of this process (reported fingerprint changes, touches
@@ -126,6 +168,7 @@ impl SessionService {
             reported: Arc::default(),
             decoded: Arc::default(),
             touching: Arc::default(),
+            hot: Arc::default(),
         }
     }
 
@@ -231,28 +274,94 @@ impl SessionService {
     /// (`ambiguous_device`) and nothing is revoked, since a tossed cookie must not log the
     /// victim out. A changed fingerprint raises the suspicious-session event.
     pub(crate) async fn check(&self, presented: Presented<'_>) -> Result<CurrentSession> {
+        let now = self.ctx().now();
+        if let Some(session) = self.check_hot(&presented, now) {
+            return Ok(session);
+        }
+        let checked = self.check_in_full(&presented, now).await;
+        match checked {
+            Ok((session, Some(hot))) => {
+                self.hot.insert(&presented.hash, Arc::new(hot));
+                Ok(session)
+            }
+            other => {
+                self.hot.remove(&presented.hash);
+                other.map(|(session, _)| session)
+            }
+        }
+    }
+
+    /// The outcome of the full check, if a [`Hot`] entry of this session still holds.
+    fn check_hot(&self, presented: &Presented<'_>, now: u64) -> Option<CurrentSession> {
+        let hot = self.hot.get(&presented.hash)?;
+        let record = &hot.session.record;
+        let device = presented.device;
+        let store = self.ctx().store();
+        let unchanged = |key: &[u8], bytes: &Arc<[u8]>| matches!(store.peek(key), Peek::Value(now) if Arc::ptr_eq(&now, bytes));
+        let holds = matches!(record.status_at(now), SessionStatus::Active)
+            && now.saturating_sub(record.last_seen) < millis(self.config.touch_interval)
+            && (record.device_id.ct_eq(&device.id) || device.others.contains(&record.device_id))
+            && *hot.user_agent == *presented.client.user_agent
+            && *hot.accept_language == *presented.client.accept_language
+            && unchanged(&hot.session_key, &hot.session_bytes)
+            && unchanged(&hot.device_key, &hot.device_bytes);
+        holds.then(|| hot.session.clone())
+    }
+
+    /// Every rule, reading both records; with the [`Hot`] entry the outcome allows (the
+    /// store answered both records from memory, the fingerprint matched, nothing was
+    /// written).
+    async fn check_in_full(
+        &self,
+        presented: &Presented<'_>,
+        now: u64,
+    ) -> Result<(CurrentSession, Option<Hot>)> {
         let key = Key::Session(presented.hash).encode();
-        let record = (self.decoded.0)
-            .get(self.ctx().records(), &key)
+        let read = (self.decoded.0)
+            .read(self.ctx().records(), &key)
             .await?
             .ok_or(ServiceError::NotSignedIn)?;
-        let now = self.ctx().now();
+        let record = read.record;
         match record.status_at(now) {
             SessionStatus::Active => {}
             SessionStatus::Revoked { .. } => return Err(ServiceError::SessionRevoked),
             SessionStatus::Expired => return Err(ServiceError::SessionExpired),
         }
-        self.check_device(&record, &presented).await?;
-        let device = self.trusted_device(&record).await?;
-        self.check_fingerprint(&record, &presented).await?;
-        let record = self.touch(&key, &presented.hash, record, now).await?;
-        Ok(CurrentSession {
-            user_id: record.user_id.clone(),
-            device_id: record.device_id,
-            record,
-            device,
+        self.check_device(&record, presented).await?;
+        let device_key = Key::Device(record.device_id).encode();
+        let device = self.trusted_device(&record, &device_key).await?;
+        let same_client = self.check_fingerprint(&record, presented).await?;
+        let touched = self
+            .touch(&key, &presented.hash, Arc::clone(&record), now)
+            .await?;
+        let session = CurrentSession {
+            user_id: touched.user_id.clone(),
+            device_id: touched.device_id,
+            record: Arc::clone(&touched),
+            device: device.record,
             hash: presented.hash,
-        })
+        };
+        let client = presented.client;
+        let hot = match (read.peeked, device.peeked) {
+            (Some(session_bytes), Some(device_bytes))
+                if same_client
+                    && Arc::ptr_eq(&touched, &record)
+                    && client.user_agent.len() + client.accept_language.len()
+                        <= MAX_HOT_HEADERS =>
+            {
+                Some(Hot {
+                    session_key: key,
+                    device_key,
+                    session_bytes,
+                    device_bytes,
+                    user_agent: client.user_agent.into(),
+                    accept_language: client.accept_language.into(),
+                    session: session.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok((session, hot))
     }
 
     /// The session's device must be among the ones the request presented.
@@ -277,15 +386,18 @@ impl SessionService {
         Err(ServiceError::DeviceMismatch)
     }
 
-    /// The session's device record, which must still trust the session's user, bound no
-    /// later than the session began.
-    async fn trusted_device(&self, record: &SessionRecord) -> Result<Arc<DeviceRecord>> {
-        let key = Key::Device(record.device_id).encode();
-        let device = (self.decoded.1).get(self.ctx().records(), &key).await?;
+    /// The session's device record (under `key`), which must still trust the session's
+    /// user, bound no later than the session began.
+    async fn trusted_device(
+        &self,
+        record: &SessionRecord,
+        key: &[u8],
+    ) -> Result<Read<DeviceRecord>> {
+        let device = (self.decoded.1).read(self.ctx().records(), key).await?;
         match device {
             Some(d)
-                if is_trusted_by(&d, &record.user_id)
-                    && d.bound_at.is_none_or(|at| at <= record.created_at) =>
+                if is_trusted_by(&d.record, &record.user_id)
+                    && d.record.bound_at.is_none_or(|at| at <= record.created_at) =>
             {
                 Ok(d)
             }
@@ -293,13 +405,15 @@ impl SessionService {
         }
     }
 
+    /// Whether the request's fingerprint is the login's; a change is reported once per
+    /// session and refused if so configured.
     async fn check_fingerprint(
         &self,
         record: &SessionRecord,
         presented: &Presented<'_>,
-    ) -> Result<()> {
-        if bool::from(record.fingerprint.ct_eq(&presented.fingerprint)) {
-            return Ok(());
+    ) -> Result<bool> {
+        if bool::from(record.fingerprint.ct_eq(&presented.client.fingerprint())) {
+            return Ok(true);
         }
         if self.first_report(&presented.hash) {
             self.report_suspicious(record, presented).await;
@@ -307,7 +421,7 @@ impl SessionService {
         if self.config.deny_on_fingerprint_change {
             return Err(ServiceError::Suspicious);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Whether this is the first fingerprint change of session `hash` seen here.

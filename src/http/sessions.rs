@@ -18,13 +18,13 @@ use crate::core::error::ServiceError;
 use crate::core::keys::TokenHash;
 use crate::core::model::DeviceRecord;
 use crate::core::sessions::{
-    fingerprint, token_hash, CurrentSession, Presented, SessionConfig, SessionService,
+    token_hash, ClientHeaders, CurrentSession, Presented, SessionConfig, SessionService,
 };
 use crate::http::auth::{Caller, SignedIn};
 use crate::http::error::ApiError;
 use crate::http::guard::CrossSiteGuard;
 use crate::identity::client::RequestInfo;
-use crate::identity::config::DeviceObserver;
+use crate::identity::config::{DeviceObserver, ObserverFuture};
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
 use crate::identity::cookie_header::{visit_values, HeaderLimits};
 use crate::identity::device_id::DeviceId;
@@ -224,7 +224,7 @@ impl Sessions {
                 &device,
                 user_id,
                 &info,
-                request_fingerprint(req),
+                client_headers(req).fingerprint(),
                 self.cookie_hash(req),
             )
             .await?;
@@ -283,7 +283,7 @@ impl Sessions {
         let presented = Presented {
             hash,
             device,
-            fingerprint: request_fingerprint(req),
+            client: client_headers(req),
         };
         self.inner.service.check(presented).await
     }
@@ -354,14 +354,17 @@ pub(crate) fn device_id(req: &HttpRequest) -> Result<DeviceId, ApiError> {
     Ok(lookup::<DeviceId>(req)?)
 }
 
-fn request_fingerprint(req: &HttpRequest) -> [u8; 32] {
+fn client_headers(req: &HttpRequest) -> ClientHeaders<'_> {
     let header = |name| {
         req.headers()
             .get(name)
             .map(|v| v.as_bytes())
             .unwrap_or_default()
     };
-    fingerprint(header(USER_AGENT), header(ACCEPT_LANGUAGE))
+    ClientHeaders {
+        user_agent: header(USER_AGENT),
+        accept_language: header(ACCEPT_LANGUAGE),
+    }
 }
 
 /// The app's [`Sessions`], from app data.
@@ -393,8 +396,12 @@ impl SignedIn for Sessions {
 
 #[async_trait::async_trait]
 impl DeviceObserver for Sessions {
-    async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync)) {
-        self.devices().note_returning(context, info).await;
+    fn returning<'a>(
+        &'a self,
+        context: &'a DeviceContext,
+        info: &'a (dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture<'a>> {
+        self.devices().note_returning(context, info)
     }
 
     async fn renewed(&self, old: DeviceId, new: DeviceId) {

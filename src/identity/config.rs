@@ -1,6 +1,8 @@
 //! Configuration of the [`DeviceTracking`] middleware.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,13 +54,23 @@ pub enum CacheControl {
 #[async_trait::async_trait]
 pub trait DeviceObserver: Send + Sync + 'static {
     /// A browser came back with a valid device cookie (never called for new ids, so a
-    /// client that keeps no cookies costs nothing). `info` builds the request's client
-    /// info when called: an observer that has nothing to write this time never pays for
-    /// it.
-    async fn returning(&self, context: &DeviceContext, info: &(dyn Fn() -> RequestInfo + Sync));
+    /// client that keeps no cookies costs nothing). What can be decided at once is done
+    /// here; only work that must wait (a store write) comes back, as a future the
+    /// middleware awaits before the handler runs, so a request with nothing to write costs
+    /// no allocation. `info` builds the request's client info when called: an observer
+    /// that has nothing to write this time never pays for it.
+    fn returning<'a>(
+        &'a self,
+        context: &'a DeviceContext,
+        info: &'a (dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture<'a>>;
     /// A handler renewed the device id: `old` is now `new`.
     async fn renewed(&self, old: DeviceId, new: DeviceId);
 }
+
+/// The work a [`DeviceObserver`] hands back from
+/// [`returning`](DeviceObserver::returning).
+pub type ObserverFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A predicate deciding, per request, whether the browser agreed to be tracked.
 pub type ConsentFn = dyn Fn(&ServiceRequest) -> bool + Send + Sync;

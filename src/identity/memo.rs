@@ -39,7 +39,7 @@ impl<T> Default for Memo<T> {
     }
 }
 
-impl<T: Copy> Memo<T> {
+impl<T: Clone> Memo<T> {
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard<T>> {
         // A poisoned shard is still a consistent map: nothing panics while it is held.
         // Bits the map does not use: hashbrown takes the low bits for the bucket and the
@@ -57,12 +57,41 @@ impl<T: Copy> Memo<T> {
         derive: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
         let hash = self.hasher.hash_one(value);
-        if let Some((bytes, derived)) = self.shard(hash).get(&hash) {
-            if **bytes == *value {
-                return Ok(*derived);
-            }
+        if let Some(derived) = self.lookup(hash, value) {
+            return Ok(derived);
         }
         let derived = derive()?;
+        self.store(hash, value, derived.clone());
+        Ok(derived)
+    }
+
+    /// What was remembered for exactly `value`, if anything.
+    pub(crate) fn get(&self, value: &[u8]) -> Option<T> {
+        self.lookup(self.hasher.hash_one(value), value)
+    }
+
+    /// Remembers `derived` for `value`, in place of what was remembered before.
+    pub(crate) fn insert(&self, value: &[u8], derived: T) {
+        self.store(self.hasher.hash_one(value), value, derived);
+    }
+
+    /// Forgets `value`.
+    pub(crate) fn remove(&self, value: &[u8]) {
+        let hash = self.hasher.hash_one(value);
+        let mut shard = self.shard(hash);
+        if shard.get(&hash).is_some_and(|(bytes, _)| **bytes == *value) {
+            shard.remove(&hash);
+        }
+    }
+
+    fn lookup(&self, hash: u64, value: &[u8]) -> Option<T> {
+        match self.shard(hash).get(&hash) {
+            Some((bytes, derived)) if **bytes == *value => Some(derived.clone()),
+            _ => None,
+        }
+    }
+
+    fn store(&self, hash: u64, value: &[u8], derived: T) {
         let mut shard = self.shard(hash);
         if shard.len() >= CAPACITY / SHARDS && !shard.contains_key(&hash) {
             if let Some(victim) = shard.keys().next().copied() {
@@ -70,7 +99,6 @@ impl<T: Copy> Memo<T> {
             }
         }
         shard.insert(hash, (value.into(), derived));
-        Ok(derived)
     }
 
     #[cfg(test)]
@@ -141,6 +169,19 @@ mod tests {
         let cache = Memo::<Token>::default();
         assert_eq!(cache.get_or_derive(b"bad", || Err("no")), Err("no"));
         assert_eq!(remembered(&cache, b"bad"), None);
+    }
+
+    #[test]
+    fn an_insert_replaces_and_a_remove_forgets_only_its_own_bytes() {
+        let cache = Memo::<Token>::default();
+        cache.insert(b"one", token(1));
+        cache.insert(b"one", token(2));
+        assert_eq!(cache.get(b"one"), Some(token(2)));
+        assert_eq!(cache.get(b"onf"), None);
+        cache.remove(b"onf");
+        assert_eq!(cache.get(b"one"), Some(token(2)));
+        cache.remove(b"one");
+        assert_eq!(cache.get(b"one"), None);
     }
 
     #[test]

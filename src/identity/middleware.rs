@@ -234,7 +234,10 @@ async fn notify_returning(settings: &Settings, req: &ServiceRequest, context: &D
     if let Some(registry) = &settings.registry {
         let headers = req.headers();
         let info = || RequestInfo::new(context.client_ip, headers);
-        registry.returning(context, &info).await;
+        let write = registry.returning(context, &info);
+        if let Some(write) = write {
+            write.await;
+        }
     }
 }
 
