@@ -99,7 +99,7 @@ impl DevicesBuilder {
             inner: Arc::new(DevicesInner {
                 context: self.context,
                 config: self.config,
-                throttle: Mutex::new(HashMap::new()),
+                throttle: Mutex::new(HashMap::default()),
                 writes: AtomicU64::new(0),
             }),
         }
@@ -114,7 +114,10 @@ struct Pending {
 struct DevicesInner {
     context: ServiceContext,
     config: Config,
-    throttle: Mutex<HashMap<DeviceId, Pending>>,
+    /// On the middleware's path the ids come from verified cookies or were minted here,
+    /// not chosen by a client; the map is bounded (`MAX_THROTTLE_ENTRIES`) and its hash
+    /// seeded per process, so a fast hash is enough.
+    throttle: Mutex<HashMap<DeviceId, Pending, foldhash::fast::RandomState>>,
     writes: AtomicU64,
 }
 

@@ -274,10 +274,10 @@ impl SessionService {
     /// (`ambiguous_device`) and nothing is revoked, since a tossed cookie must not log the
     /// victim out. A changed fingerprint raises the suspicious-session event.
     pub(crate) async fn check(&self, presented: Presented<'_>) -> Result<CurrentSession> {
-        let now = self.ctx().now();
-        if let Some(session) = self.check_hot(&presented, now) {
+        if let Some(session) = self.check_hot(&presented) {
             return Ok(session);
         }
+        let now = self.ctx().now();
         let checked = self.check_in_full(&presented, now).await;
         match checked {
             Ok((session, Some(hot))) => {
@@ -291,9 +291,11 @@ impl SessionService {
         }
     }
 
-    /// The outcome of the full check, if a [`Hot`] entry of this session still holds.
-    fn check_hot(&self, presented: &Presented<'_>, now: u64) -> Option<CurrentSession> {
+    /// The outcome of the full check, if a [`Hot`] entry of this session still holds:
+    /// the check answered without waiting.
+    pub(crate) fn check_hot(&self, presented: &Presented<'_>) -> Option<CurrentSession> {
         let hot = self.hot.get(&presented.hash)?;
+        let now = self.ctx().now();
         let record = &hot.session.record;
         let device = presented.device;
         let store = self.ctx().store();

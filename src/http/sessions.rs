@@ -2,7 +2,7 @@
 //! session check, run at most once per request and shared by every extractor.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use actix_web::dev::Payload;
 use actix_web::http::header::{ACCEPT_LANGUAGE, COOKIE, USER_AGENT};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::Either;
 
 use crate::core::carts::Carts;
 use crate::core::devices::Devices;
@@ -255,23 +256,38 @@ impl Sessions {
     /// The request's session, checked once per request (see [`CurrentSession`]); every
     /// later call and extractor in the same request reads the first check's outcome.
     pub async fn current(&self, req: &HttpRequest) -> Result<CurrentSession, ApiError> {
-        let cached = req.extensions().get::<SessionCheck>().cloned();
-        let outcome = match cached {
-            Some(check) => check.0,
-            None => match self.check(req, &device_context(req)?).await {
-                Err(e) if e.is_internal() => return Err(e.into()),
-                fresh => {
-                    let outcome = Rc::new(fresh);
-                    req.extensions_mut()
-                        .insert(SessionCheck(Rc::clone(&outcome)));
-                    outcome
-                }
-            },
-        };
-        match &*outcome {
-            Ok(session) => Ok(session.clone()),
-            Err(e) => Err(replay(e)),
+        if let Some(outcome) = self.current_now(req) {
+            return outcome;
         }
+        match self.check(req, &device_context(req)?).await {
+            Err(e) if e.is_internal() => Err(e.into()),
+            fresh => {
+                let outcome = Rc::new(fresh);
+                req.extensions_mut()
+                    .insert(SessionCheck(Rc::clone(&outcome)));
+                answer(&outcome)
+            }
+        }
+    }
+
+    /// The request's session if it is known without waiting: this request's earlier
+    /// outcome, or a hot session (one whose full check still holds, see
+    /// `SessionService::check_hot`). `None`: the check must run and may wait on the store.
+    fn current_now(&self, req: &HttpRequest) -> Option<Result<CurrentSession, ApiError>> {
+        let cached = req.extensions().get::<SessionCheck>().cloned();
+        if let Some(check) = cached {
+            return Some(answer(&check.0));
+        }
+        let device = lookup::<DeviceContext>(req).ok()?;
+        let presented = Presented {
+            hash: self.cookie_hash(req)?,
+            device: &device,
+            client: client_headers(req),
+        };
+        let session = self.inner.service.check_hot(&presented)?;
+        req.extensions_mut()
+            .insert(SessionCheck(Rc::new(Ok(session.clone()))));
+        Some(Ok(session))
     }
 
     async fn check(
@@ -323,6 +339,14 @@ impl Sessions {
             hash.is_none()
         });
         hash
+    }
+}
+
+/// What a settled check answers: the session, or the same refusal again.
+fn answer(outcome: &Result<CurrentSession, ServiceError>) -> Result<CurrentSession, ApiError> {
+    match outcome {
+        Ok(session) => Ok(session.clone()),
+        Err(e) => Err(replay(e)),
     }
 }
 
@@ -411,15 +435,28 @@ impl DeviceObserver for Sessions {
 
 impl FromRequest for CurrentSession {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    /// Ready at once for a hot session or a request already checked; otherwise the full
+    /// check, which may wait on the store.
+    type Future = Either<
+        Ready<Result<Self, Self::Error>>,
+        Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>,
+    >;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(sessions) = sessions_in(req) else {
+            return Either::Left(ready(Err(NO_SESSIONS)));
+        };
+        if let Some(outcome) = sessions.current_now(req) {
+            return Either::Left(ready(outcome));
+        }
         let req = req.clone();
-        Box::pin(async move {
-            let sessions = sessions_in(&req).ok_or(ApiError::Misconfigured(
-                "no Sessions in app data: add .app_data(web::Data::new(sessions))",
-            ))?;
+        Either::Right(Box::pin(async move {
+            let sessions = sessions_in(&req).ok_or(NO_SESSIONS)?;
             sessions.current(&req).await
-        })
+        }))
     }
 }
+
+/// What a session extractor answers in an app without [`Sessions`].
+const NO_SESSIONS: ApiError =
+    ApiError::Misconfigured("no Sessions in app data: add .app_data(web::Data::new(sessions))");
