@@ -103,4 +103,10 @@ impl ServiceContext {
     pub(crate) fn now(&self) -> u64 {
         self.clock.now_millis()
     }
+
+    /// Now, read cheaply: up to a clock tick old ([`Clock::recent_millis`]). For the
+    /// hot path's decisions in seconds (timeouts, throttles).
+    pub(crate) fn recent(&self) -> u64 {
+        self.clock.recent_millis()
+    }
 }

@@ -195,7 +195,7 @@ impl Devices {
         context: &'a DeviceContext,
         info: &'a (dyn Fn() -> RequestInfo + Sync),
     ) -> Option<ObserverFuture<'a>> {
-        let now = self.ctx().now();
+        let now = self.ctx().recent();
         let visits = self.take_due(context.id, now)?;
         Some(Box::pin(async move {
             if let Err(error) = self.write_touch(context.id, now, visits, info).await {

@@ -295,7 +295,7 @@ impl SessionService {
     /// the check answered without waiting.
     pub(crate) fn check_hot(&self, presented: &Presented<'_>) -> Option<CurrentSession> {
         let hot = self.hot.get(&presented.hash)?;
-        let now = self.ctx().now();
+        let now = self.ctx().recent();
         let record = &hot.session.record;
         let device = presented.device;
         let store = self.ctx().store();

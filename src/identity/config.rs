@@ -93,9 +93,9 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Now, in seconds since the epoch.
+    /// Now, in seconds since the epoch (read cheaply: [`Clock::recent_millis`]).
     pub(crate) fn now_secs(&self) -> u64 {
-        self.clock.now_millis() / 1000
+        self.clock.recent_millis() / 1000
     }
 
     /// [`TokenCodec::decode`], with the tag checked once per distinct token (see

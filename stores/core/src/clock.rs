@@ -11,6 +11,15 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> u64;
 
+    /// [`now_millis`](Self::now_millis) read cheaply: it may lag by up to a clock tick
+    /// (a few milliseconds; [`SystemClock`] reads the kernel's coarse clock, which costs a
+    /// tenth of a precise reading), never more. For decisions measured in seconds or
+    /// longer on a hot path: token lifetimes, session timeouts, write throttles, whether a
+    /// cached entry has expired. Defaults to `now_millis`.
+    fn recent_millis(&self) -> u64 {
+        self.now_millis()
+    }
+
     /// The absolute expiry (in epoch milliseconds) of an entry written now with `ttl`.
     /// Saturates instead of overflowing for absurd TTLs.
     fn expiry_for(&self, ttl: Duration) -> u64 {
@@ -29,6 +38,16 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0)
+    }
+
+    /// `CLOCK_REALTIME_COARSE` where the kernel has it (the time at the last tick: 1 to
+    /// 10 ms old, 4 ms on the usual `HZ=250`), else [`now_millis`](Self::now_millis).
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    fn recent_millis(&self) -> u64 {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+        let sub = u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000;
+        secs.saturating_mul(1000).saturating_add(sub)
     }
 }
 
@@ -74,6 +93,22 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recent_reading_lags_by_a_tick_at_most() {
+        for _ in 0..1000 {
+            let before = SystemClock.now_millis();
+            let recent = SystemClock.recent_millis();
+            let after = SystemClock.now_millis();
+            assert!(recent <= after, "recent {recent} leads {after}");
+            assert!(
+                before.saturating_sub(recent) <= 20,
+                "recent {recent} lags {before}"
+            );
+        }
+        let manual = ManualClock::new(5_000);
+        assert_eq!(manual.recent_millis(), 5_000);
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

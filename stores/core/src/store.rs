@@ -165,6 +165,10 @@ pub trait Store: Send + Sync + 'static {
     /// in-memory map, an embedded engine behind a write-invalidated cache); a store shared
     /// with other processes must keep the default, since another instance's write would
     /// never reach this process's memory. An invalid key is `Unknown` (`get` reports it).
+    ///
+    /// Expiry is judged by the clock's [`recent_millis`](crate::Clock::recent_millis), so
+    /// an entry may still peek as live up to a clock tick (a few milliseconds) after `get`
+    /// stops returning it; never earlier.
     fn peek(&self, key: &[u8]) -> Peek {
         let _ = key;
         Peek::Unknown

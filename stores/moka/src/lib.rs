@@ -189,10 +189,9 @@ impl MokaStore {
         self.batches.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live value under `key`, shared.
-    fn live(&self, key: &[u8]) -> Option<Arc<[u8]>> {
+    /// The live value under `key` at `now`, shared.
+    fn live(&self, key: &[u8], now: u64) -> Option<Arc<[u8]>> {
         let _shared = self.shared();
-        let now = self.clock.now_millis();
         self.cache.get(key).filter(|e| e.live(now)).map(|e| e.value)
     }
 }
@@ -205,14 +204,15 @@ impl Store for MokaStore {
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
-        Ok(self.live(key).map(|v| v.to_vec()))
+        Ok(self.live(key, self.clock.now_millis()).map(|v| v.to_vec()))
     }
 
     fn peek(&self, key: &[u8]) -> Peek {
         if check_key(key).is_err() {
             return Peek::Unknown;
         }
-        self.live(key).map_or(Peek::Absent, Peek::Value)
+        let now = self.clock.recent_millis();
+        self.live(key, now).map_or(Peek::Absent, Peek::Value)
     }
 
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {

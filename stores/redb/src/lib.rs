@@ -553,7 +553,7 @@ impl Store for RedbStore {
 
     /// A hot key straight from the read cache, with no thread hop (see the crate docs).
     fn peek(&self, key: &[u8]) -> Peek {
-        self.inner.cache.peek(key, self.inner.clock.now_millis())
+        self.inner.cache.peek(key, self.inner.clock.recent_millis())
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
