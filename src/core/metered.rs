@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_device_store::{async_trait, BatchOp, CasOutcome, Peek, ScanPage, Store, StoreError};
+use actix_device_store::{
+    async_trait, BatchOp, CasOutcome, Peek, ScanPage, Store, StoreError, Watch,
+};
 
 /// A store whose every call reports `actix_device_store_operations_total`,
 /// `actix_device_store_errors_total` and `actix_device_store_operation_seconds`, labelled
@@ -95,6 +97,13 @@ impl Store for MeteredStore {
     fn peek(&self, key: &[u8]) -> Peek {
         let answer = self.inner.peek(key);
         if answer != Peek::Unknown {
+            self.ops[PEEK].calls.increment(1);
+        }
+        answer
+    }
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
+        let answer = self.inner.peek_watched(key);
+        if answer.is_some() {
             self.ops[PEEK].calls.increment(1);
         }
         answer

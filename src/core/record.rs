@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use actix_device_store::{CasOutcome, KeyName, Peek, Store};
+use actix_device_store::{CasOutcome, KeyName, Peek, Store, Watch};
 
 use crate::core::error::{RecordError, ServiceError};
 
@@ -77,6 +77,8 @@ pub(crate) struct Read<T> {
     pub(crate) record: Arc<T>,
     /// The allocation the store answered from memory, if it did.
     pub(crate) peeked: Option<Arc<[u8]>>,
+    /// A watch on that answer, if the store keeps one ([`Store::peek_watched`]).
+    pub(crate) watch: Option<Watch>,
 }
 
 /// Key → (the stored bytes, the record they decode to).
@@ -102,18 +104,23 @@ impl<T: Record> DecodeCache<T> {
         records: &Records,
         key: &[u8],
     ) -> Result<Option<Read<T>>, ServiceError> {
-        let (bytes, peeked): (Arc<[u8]>, bool) = match records.store().peek(key) {
-            Peek::Value(bytes) => (bytes, true),
-            Peek::Absent => return Ok(None),
-            Peek::Unknown => match records.store().get(key).await? {
-                Some(bytes) => (Arc::from(bytes), false),
-                None => return Ok(None),
+        let store = records.store();
+        let (bytes, peeked, watch): (Arc<[u8]>, bool, _) = match store.peek_watched(key) {
+            Some((bytes, watch)) => (bytes, true, Some(watch)),
+            None => match store.peek(key) {
+                Peek::Value(bytes) => (bytes, true, None),
+                Peek::Absent => return Ok(None),
+                Peek::Unknown => match store.get(key).await? {
+                    Some(bytes) => (Arc::from(bytes), false, None),
+                    None => return Ok(None),
+                },
             },
         };
         let record = self.decoded(key, Arc::clone(&bytes))?;
         Ok(Some(Read {
             record,
             peeked: peeked.then_some(bytes),
+            watch,
         }))
     }
 

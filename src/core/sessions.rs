@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_device_store::Peek;
+use actix_device_store::{Peek, Watch};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
@@ -111,7 +111,8 @@ impl ClientHeaders<'_> {
 /// old one alive, so its address is never reused), the request sends the same headers,
 /// and a device the session belongs to presents it, the full check would pass again with
 /// the same outcome: only the rules that depend on the time run again (expiry, idle
-/// timeout, a due last-seen write, which takes the full path).
+/// timeout, a due last-seen write, which takes the full path). A store that keeps
+/// [`Watch`]es on its cached answers tells "the very same allocation" without a lookup.
 ///
 /// [`Store::peek`]: actix_device_store::Store::peek
 struct Hot {
@@ -119,6 +120,9 @@ struct Hot {
     device_key: Vec<u8>,
     session_bytes: Arc<[u8]>,
     device_bytes: Arc<[u8]>,
+    /// Watches on both answers, for a store that keeps them: then one atomic load each
+    /// tells that the records are unchanged, with no lookup.
+    watches: Option<(Watch, Watch)>,
     user_agent: Box<[u8]>,
     accept_language: Box<[u8]>,
     session: CurrentSession,
@@ -305,8 +309,13 @@ impl SessionService {
             && (record.device_id.ct_eq(&device.id) || device.others.contains(&record.device_id))
             && *hot.user_agent == *presented.client.user_agent
             && *hot.accept_language == *presented.client.accept_language
-            && unchanged(&hot.session_key, &hot.session_bytes)
-            && unchanged(&hot.device_key, &hot.device_bytes);
+            && match &hot.watches {
+                Some((session, device)) => session.holds() && device.holds(),
+                None => {
+                    unchanged(&hot.session_key, &hot.session_bytes)
+                        && unchanged(&hot.device_key, &hot.device_bytes)
+                }
+            };
         holds.then(|| hot.session.clone())
     }
 
@@ -356,6 +365,7 @@ impl SessionService {
                     device_key,
                     session_bytes,
                     device_bytes,
+                    watches: read.watch.zip(device.watch),
                     user_agent: client.user_agent.into(),
                     accept_language: client.accept_language.into(),
                     session: session.clone(),

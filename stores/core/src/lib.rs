@@ -33,7 +33,9 @@ pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{KeyName, StoreError};
-pub use read_cache::{Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ReadTicket, WriteGuard};
+pub use read_cache::{
+    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ReadTicket, Watch, WriteGuard,
+};
 pub use store::{
     check_key, check_scan_limit, check_value, BatchOp, CasOutcome, Peek, ScanPage, Store,
     MAX_KEY_LEN, MAX_SCAN_LIMIT, MAX_VALUE_LEN,

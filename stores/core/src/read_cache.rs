@@ -82,9 +82,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::Peek;
+use crate::{Clock, Peek};
 
 /// Bytes counted for each entry on top of its key and value (map slot, ring slot, `Arc`
 /// headers), so that a flood of tiny entries still respects the byte bound.
@@ -213,7 +214,71 @@ struct Slot {
     key: Arc<[u8]>,
     value: Option<Arc<[u8]>>,
     expires_at: Option<u64>,
-    referenced: bool,
+    /// Shared with the [`Watch`]es handed out for this entry.
+    state: Arc<SlotState>,
+}
+
+/// What a slot shares with its watches: whether it is still cached, and CLOCK's mark
+/// (a watched read counts as a read).
+#[derive(Debug)]
+struct SlotState {
+    cached: AtomicBool,
+    referenced: AtomicBool,
+}
+
+impl SlotState {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            cached: AtomicBool::new(true),
+            referenced: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Tells, with one atomic load and no lookup, whether a value a store answered from its
+/// cache ([`Store::peek_watched`](crate::Store::peek_watched)) is still its answer.
+///
+/// It stops holding, for good, the moment the entry leaves the cache: a write covers the
+/// key (before the write commits), the entry is evicted or the cache cleared. It also
+/// stops holding once the entry's expiry passes on the store's clock (read with
+/// [`Clock::recent_millis`]). A watch that holds therefore vouches that the value is what
+/// `get` would return now, as [`Store::peek`](crate::Store::peek) does; an entry that
+/// leaves the cache for another reason than a write (eviction) only makes it stop
+/// holding sooner than needed.
+#[derive(Clone)]
+pub struct Watch {
+    state: Arc<SlotState>,
+    /// The expiry and the clock it is measured by, for an entry that expires.
+    expiry: Option<(u64, Arc<dyn Clock>)>,
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("cached", &self.state.cached.load(Ordering::Relaxed))
+            .field("expires_at", &self.expiry.as_ref().map(|(at, _)| *at))
+            .finish()
+    }
+}
+
+impl Watch {
+    /// Whether the watched value is still the store's answer for its key.
+    #[must_use]
+    pub fn holds(&self) -> bool {
+        if let Some((at, clock)) = &self.expiry {
+            if clock.recent_millis() >= *at {
+                return false;
+            }
+        }
+        if !self.state.cached.load(Ordering::Acquire) {
+            return false;
+        }
+        // A read for CLOCK; a plain load first keeps a hot entry's line shared.
+        if !self.state.referenced.load(Ordering::Relaxed) {
+            self.state.referenced.store(true, Ordering::Relaxed);
+        }
+        true
+    }
 }
 
 impl Slot {
@@ -250,6 +315,7 @@ impl Shard {
 
     fn free_slot(&mut self, at: usize) {
         if let Some(slot) = self.slots.get_mut(at).and_then(Option::take) {
+            slot.state.cached.store(false, Ordering::Release);
             self.bytes -= slot.bytes();
             self.free.push(at);
         }
@@ -265,7 +331,7 @@ impl Shard {
             self.hand = (self.hand + 1) % self.slots.len();
             match &mut self.slots[self.hand] {
                 None => {}
-                Some(slot) if slot.referenced => slot.referenced = false,
+                Some(slot) if slot.state.referenced.swap(false, Ordering::Relaxed) => {}
                 Some(slot) => {
                     let key = Arc::clone(&slot.key);
                     self.index.remove(&key[..]);
@@ -373,6 +439,31 @@ impl ReadCache {
         }
     }
 
+    /// [`peek`](Self::peek) of a cached value, with a [`Watch`] on it; `clock` is the one
+    /// `now` came from, for the watch to judge the entry's expiry. `None` for anything but
+    /// a live cached value (a known-absent key included: there is nothing to watch).
+    pub fn peek_watched(
+        &self,
+        key: &[u8],
+        now: u64,
+        clock: &Arc<dyn Clock>,
+    ) -> Option<(Arc<[u8]>, Watch)> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let s = self.lock(self.shard_of(key));
+        let slot = s.slots[*s.index.get(key)?].as_ref()?;
+        if slot.expires_at.is_some_and(|t| t <= now) {
+            return None;
+        }
+        slot.state.referenced.store(true, Ordering::Relaxed);
+        let watch = Watch {
+            state: Arc::clone(&slot.state),
+            expiry: slot.expires_at.map(|at| (at, Arc::clone(clock))),
+        };
+        Some((slot.value.clone()?, watch))
+    }
+
     /// A hit's value, or the shard's generation on a miss (an expired entry is dropped).
     fn probe(
         &self,
@@ -385,7 +476,7 @@ impl ReadCache {
         let found = s.index.get(key).copied();
         let live = found.and_then(|at| match &mut s.slots[at] {
             Some(slot) if slot.expires_at.is_none_or(|t| t > now) => {
-                slot.referenced = true;
+                slot.state.referenced.store(true, Ordering::Relaxed);
                 Some(slot.value.clone())
             }
             _ => None,
@@ -430,7 +521,7 @@ impl ReadCache {
             key: Arc::from(key),
             value: value.map(Arc::from),
             expires_at,
-            referenced: false,
+            state: SlotState::new(),
         };
         let mut s = self.lock(ticket.shard);
         if s.generation != ticket.generation || s.pending.contains_key(key) {
@@ -456,7 +547,9 @@ impl ReadCache {
             let mut s = self.lock(shard);
             s.generation += 1;
             s.index.clear();
-            s.slots.clear();
+            for slot in s.slots.drain(..).flatten() {
+                slot.state.cached.store(false, Ordering::Release);
+            }
             s.free.clear();
             s.hand = 0;
             s.bytes = 0;
@@ -684,6 +777,58 @@ mod tests {
         assert_eq!(hit(&c, &[0], 0).as_deref(), Some(&b"v"[..]));
         assert_eq!(hit(&c, &[1], 0).as_deref(), Some(&b"v"[..]));
         assert_eq!(hit(&c, &[9], 0).as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn a_watch_ends_when_its_entry_leaves_and_a_watched_read_counts_for_clock() {
+        let manual = crate::ManualClock::new(0);
+        let clock: Arc<dyn Clock> = Arc::new(manual.clone());
+        let c = ReadCache::new(ReadCacheConfig::default().shards(1).max_entries(4));
+        for i in 0u8..4 {
+            let t = miss(&c, &[i], 0);
+            assert!(c.fill(t, &[i], Some(b"v"), if i == 3 { Some(10) } else { None }));
+        }
+        let watch = |k: u8| c.peek_watched(&[k], 0, &clock).expect("cached").1;
+        let (w0, w1, w2, w3) = (watch(0), watch(1), watch(2), watch(3));
+        assert!(w0.holds() && w1.holds() && w2.holds() && w3.holds());
+        // A write covering the key ends its watch at once, before the guard ends.
+        let mut guard = c.begin_write();
+        guard.cover(&[0]);
+        assert!(!w0.holds());
+        drop(guard);
+        // Expiry on the watch's clock.
+        assert!(
+            c.peek_watched(&[3], 10, &clock).is_none(),
+            "expired: nothing to watch"
+        );
+        assert!(w3.holds(), "not expired on the clock yet");
+        manual.set(10);
+        assert!(!w3.holds(), "expired");
+        // CLOCK: a watched read marks the entry, so the hand passes over it.
+        for i in [0u8, 3] {
+            let t = miss(&c, &[i], 10);
+            assert!(c.fill(t, &[i], Some(b"v"), None));
+        }
+        {
+            let mut s = c.lock(0);
+            for slot in s.slots.iter_mut().flatten() {
+                slot.state.referenced.store(false, Ordering::Relaxed);
+            }
+        }
+        assert!(w1.holds(), "marks entry 1 as read");
+        let t = miss(&c, &[9], 10);
+        assert!(c.fill(t, &[9], Some(b"v"), None));
+        assert!(w1.holds(), "the watched entry was spared");
+        assert!(
+            !w2.holds(),
+            "the unread one was evicted, and its watch ended"
+        );
+        // Clearing ends every watch; a known-absent key has nothing to watch.
+        c.clear();
+        assert!(!w1.holds());
+        let t = miss(&c, b"none", 10);
+        assert!(c.fill(t, b"none", None, None));
+        assert!(c.peek_watched(b"none", 10, &clock).is_none());
     }
 
     #[test]

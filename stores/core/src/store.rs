@@ -4,6 +4,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{KeyName, StoreError};
+use crate::read_cache::Watch;
 
 /// The longest key a store accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -174,6 +175,16 @@ pub trait Store: Send + Sync + 'static {
         Peek::Unknown
     }
 
+    /// [`peek`](Store::peek) of a live value, with a [`Watch`] that tells later, with no
+    /// lookup, whether it is still the answer: a caller that keeps something derived from
+    /// the value (the session check keeps its outcome) rechecks the watch instead of
+    /// peeking again. `None` (the default) for a store with nothing to watch: call `peek`.
+    /// The value and the watch must come from one atomic look at the entry.
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
+        let _ = key;
+        None
+    }
+
     /// Writes `value` under `key`, replacing any previous value and its expiry. With
     /// `ttl`, the entry expires that long from now; with `None`, never.
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
@@ -244,6 +255,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn peek(&self, key: &[u8]) -> Peek {
         (**self).peek(key)
+    }
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
+        (**self).peek_watched(key)
     }
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         (**self).put(key, value, ttl).await

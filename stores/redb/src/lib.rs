@@ -59,7 +59,7 @@ use std::time::Duration;
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, envelope, BatchOp, CasOutcome, Clock,
     Lookup, Peek, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError,
-    SystemClock, WriteGuard,
+    SystemClock, Watch, WriteGuard,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
@@ -554,6 +554,13 @@ impl Store for RedbStore {
     /// A hot key straight from the read cache, with no thread hop (see the crate docs).
     fn peek(&self, key: &[u8]) -> Peek {
         self.inner.cache.peek(key, self.inner.clock.recent_millis())
+    }
+
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
+        let clock = &self.inner.clock;
+        self.inner
+            .cache
+            .peek_watched(key, clock.recent_millis(), clock)
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

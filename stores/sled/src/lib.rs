@@ -56,7 +56,7 @@ use std::time::Duration;
 use actix_device_store::{
     async_trait, check_key, check_scan_limit, check_value, envelope, BatchOp, CasOutcome, Clock,
     Lookup, Peek, ReadCache, ReadCacheConfig, ReadCacheStats, ScanPage, Store, StoreError,
-    SystemClock,
+    SystemClock, Watch,
 };
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
@@ -427,6 +427,13 @@ impl Store for SledStore {
     /// A hot key straight from the read cache, with no thread hop (see the crate docs).
     fn peek(&self, key: &[u8]) -> Peek {
         self.inner.cache.peek(key, self.inner.clock.recent_millis())
+    }
+
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
+        let clock = &self.inner.clock;
+        self.inner
+            .cache
+            .peek_watched(key, clock.recent_millis(), clock)
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -63,7 +63,9 @@ pub use expiry::{
     purge_removes_expired_entries, put_without_ttl_clears_the_old_ttl,
     ttl_hides_expired_entries_everywhere,
 };
-pub use peeks::{peeks_are_never_stale, peeks_never_go_back_under_writes};
+pub use peeks::{
+    peeks_are_never_stale, peeks_never_go_back_under_writes, watches_end_on_every_change,
+};
 pub use reopen::flushed_writes_survive_reopen;
 pub use scans::{
     scan_is_ordered_and_bounded_by_prefix, scan_pages_neither_skip_nor_repeat_under_inserts,
@@ -126,6 +128,7 @@ pub async fn run_suite<H: Harness>(h: &H) {
         failed_batch_leaves_nothing,
         peeks_are_never_stale,
         peeks_never_go_back_under_writes,
+        watches_end_on_every_change,
         flushed_writes_survive_reopen,
     );
 }

@@ -64,6 +64,78 @@ pub async fn peeks_are_never_stale<H: Harness>(h: &H) {
     assert_eq!(peeked(&s, b""), None, "an empty key peeks as unknown");
 }
 
+/// A watch ([`Store::peek_watched`], optional) holds only while its value is what `get`
+/// answers: every kind of write to its key, and the entry's expiry, end it.
+pub async fn watches_end_on_every_change<H: Harness>(h: &H) {
+    let c = clock();
+    let s = h.open(c.clone()).await;
+    let k = b"watch/k".as_slice();
+    let ttl = Some(std::time::Duration::from_secs(10));
+    let writes: Vec<(&str, BatchOp)> = vec![
+        (
+            "put",
+            BatchOp::Put {
+                key: k.to_vec(),
+                value: b"v2".to_vec(),
+                ttl: None,
+            },
+        ),
+        ("delete", BatchOp::Delete { key: k.to_vec() }),
+    ];
+    let mut watched = 0;
+    for step in [
+        "put",
+        "delete",
+        "compare_and_swap",
+        "insert_if_absent",
+        "batch",
+        "expiry",
+    ] {
+        s.put(k, b"v1", ttl).await.unwrap();
+        // Warm a cache, then watch.
+        assert_eq!(s.get(k).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        let Some((value, watch)) = s.peek_watched(k) else {
+            continue;
+        };
+        watched += 1;
+        assert_eq!(&*value, b"v1", "{step}: the watched value is get's");
+        assert!(watch.holds(), "{step}: a fresh watch holds");
+        s.put(b"watch/other", step.as_bytes(), None).await.unwrap();
+        assert!(watch.holds(), "{step}: a write to another key leaves it");
+        match step {
+            "put" => s.put(k, b"v2", None).await.unwrap(),
+            "delete" => assert!(s.delete(k).await.unwrap()),
+            "compare_and_swap" => {
+                let _ = s
+                    .compare_and_swap(k, Some(b"v1"), Some(b"v2"), None)
+                    .await
+                    .unwrap();
+            }
+            "insert_if_absent" => {
+                // Refused (the key is there), yet the watch may end: never hold wrongly.
+                assert!(!s.insert_if_absent(k, b"v2", None).await.unwrap());
+                s.put(k, b"v3", None).await.unwrap();
+            }
+            "batch" => s
+                .batch(writes.iter().map(|(_, op)| op.clone()).collect())
+                .await
+                .unwrap(),
+            _ => c.advance(std::time::Duration::from_secs(11)),
+        }
+        assert!(
+            !watch.holds(),
+            "{step}: the watch still holds after the change"
+        );
+        s.delete(k).await.unwrap();
+    }
+    if watched > 0 {
+        assert_eq!(
+            watched, 6,
+            "a store that watches a warm key watches it every time"
+        );
+    }
+}
+
 /// A reader peeking while another task counts up never sees the counter go back, nor a
 /// value older than one `get` already returned.
 pub async fn peeks_never_go_back_under_writes<H: Harness>(h: &H) {
@@ -80,10 +152,27 @@ pub async fn peeks_never_go_back_under_writes<H: Harness>(h: &H) {
     };
     let value = |v: Vec<u8>| u64::from_be_bytes(v.try_into().expect("8 bytes"));
     let mut seen = 0;
+    let mut watches: std::collections::VecDeque<(u64, crate::Watch)> =
+        std::collections::VecDeque::new();
     while !writer.is_finished() {
         let got = value(s.get(k).await.unwrap().expect("present"));
         assert!(got >= seen, "get went back from {seen} to {got}");
         seen = got;
+        for (at, watch) in &watches {
+            assert!(
+                *at == got || !watch.holds(),
+                "a watch of {at} holds after get saw {got}"
+            );
+        }
+        if let Some((v, watch)) = s.peek_watched(k) {
+            let p = value(v.to_vec());
+            assert!(p >= seen, "a watched peek went back from {seen} to {p}");
+            seen = p;
+            watches.push_back((p, watch));
+            if watches.len() > 8 {
+                watches.pop_front();
+            }
+        }
         if let Some(p) = peeked(&*s, k) {
             let p = value(p.expect("present"));
             assert!(p >= seen, "peek went back from {seen} to {p}");
