@@ -34,7 +34,7 @@ pub mod testkit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{KeyName, StoreError};
 pub use read_cache::{
-    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ReadTicket, Watch, WriteGuard,
+    Lookup, ReadCache, ReadCacheConfig, ReadCacheStats, ReadTicket, Watch, WatchSource, WriteGuard,
 };
 pub use store::{
     check_key, check_scan_limit, check_value, BatchOp, CasOutcome, Peek, ScanPage, Store,

@@ -214,48 +214,88 @@ struct Slot {
     key: Arc<[u8]>,
     value: Option<Arc<[u8]>>,
     expires_at: Option<u64>,
-    /// Shared with the [`Watch`]es handed out for this entry.
-    state: Arc<SlotState>,
+    /// Ended when the entry leaves the cache.
+    source: WatchSource,
 }
 
-/// What a slot shares with its watches: whether it is still cached, and CLOCK's mark
-/// (a watched read counts as a read).
+/// What a watched value shares with its watches: whether it is still the store's answer,
+/// and a read mark (the read cache's CLOCK counts a watched read as a read).
 #[derive(Debug)]
-struct SlotState {
-    cached: AtomicBool,
+struct WatchState {
+    current: AtomicBool,
     referenced: AtomicBool,
 }
 
-impl SlotState {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            cached: AtomicBool::new(true),
-            referenced: AtomicBool::new(false),
-        })
+/// The store's side of the [`Watch`]es on one value it holds in memory: make one with
+/// each value, hand out [`watch`](Self::watch)es from it, and [`end`](Self::end) it when
+/// the value stops being the answer (a write replaces or removes it, or it leaves
+/// memory), before that write returns. Ending is final and ends every watch made from it.
+#[derive(Debug, Clone)]
+pub struct WatchSource(Arc<WatchState>);
+
+impl Default for WatchSource {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// Tells, with one atomic load and no lookup, whether a value a store answered from its
-/// cache ([`Store::peek_watched`](crate::Store::peek_watched)) is still its answer.
+impl WatchSource {
+    /// A source whose watches hold until it is ended.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Arc::new(WatchState {
+            current: AtomicBool::new(true),
+            referenced: AtomicBool::new(false),
+        }))
+    }
+
+    /// A watch on the value; with `expiry`, it also stops holding once `clock` reaches
+    /// that time (epoch milliseconds, read with [`Clock::recent_millis`]).
+    #[must_use]
+    pub fn watch(&self, expiry: Option<(u64, Arc<dyn Clock>)>) -> Watch {
+        self.0.referenced.store(true, Ordering::Relaxed);
+        Watch {
+            state: Arc::clone(&self.0),
+            expiry,
+        }
+    }
+
+    /// Ends every watch made from this source, for good.
+    pub fn end(&self) {
+        self.0.current.store(false, Ordering::Release);
+    }
+
+    /// Whether a read marked the value since the mark was last taken (and takes it).
+    fn take_mark(&self) -> bool {
+        self.0.referenced.swap(false, Ordering::Relaxed)
+    }
+
+    fn mark(&self) {
+        self.0.referenced.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Tells, with one atomic load and no lookup, whether a value a store answered from memory
+/// ([`Store::peek_watched`](crate::Store::peek_watched)) is still its answer.
 ///
-/// It stops holding, for good, the moment the entry leaves the cache: a write covers the
-/// key (before the write commits), the entry is evicted or the cache cleared. It also
-/// stops holding once the entry's expiry passes on the store's clock (read with
-/// [`Clock::recent_millis`]). A watch that holds therefore vouches that the value is what
-/// `get` would return now, as [`Store::peek`](crate::Store::peek) does; an entry that
-/// leaves the cache for another reason than a write (eviction) only makes it stop
-/// holding sooner than needed.
+/// It stops holding, for good, the moment the store ends its [`WatchSource`]: a write
+/// replaces or removes the value (before the write commits or returns), or the value
+/// leaves memory (evicted, cleared). It also stops holding once the value's expiry passes
+/// on the store's clock (read with [`Clock::recent_millis`]). A watch that holds therefore
+/// vouches that the value is what `get` would return now, as
+/// [`Store::peek`](crate::Store::peek) does; a value that leaves memory for another reason
+/// than a write (eviction) only makes it stop holding sooner than needed.
 #[derive(Clone)]
 pub struct Watch {
-    state: Arc<SlotState>,
-    /// The expiry and the clock it is measured by, for an entry that expires.
+    state: Arc<WatchState>,
+    /// The expiry and the clock it is measured by, for a value that expires.
     expiry: Option<(u64, Arc<dyn Clock>)>,
 }
 
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("cached", &self.state.cached.load(Ordering::Relaxed))
+            .field("current", &self.state.current.load(Ordering::Relaxed))
             .field("expires_at", &self.expiry.as_ref().map(|(at, _)| *at))
             .finish()
     }
@@ -270,10 +310,10 @@ impl Watch {
                 return false;
             }
         }
-        if !self.state.cached.load(Ordering::Acquire) {
+        if !self.state.current.load(Ordering::Acquire) {
             return false;
         }
-        // A read for CLOCK; a plain load first keeps a hot entry's line shared.
+        // A read mark; a plain load first keeps a hot value's line shared.
         if !self.state.referenced.load(Ordering::Relaxed) {
             self.state.referenced.store(true, Ordering::Relaxed);
         }
@@ -315,7 +355,7 @@ impl Shard {
 
     fn free_slot(&mut self, at: usize) {
         if let Some(slot) = self.slots.get_mut(at).and_then(Option::take) {
-            slot.state.cached.store(false, Ordering::Release);
+            slot.source.end();
             self.bytes -= slot.bytes();
             self.free.push(at);
         }
@@ -331,7 +371,7 @@ impl Shard {
             self.hand = (self.hand + 1) % self.slots.len();
             match &mut self.slots[self.hand] {
                 None => {}
-                Some(slot) if slot.state.referenced.swap(false, Ordering::Relaxed) => {}
+                Some(slot) if slot.source.take_mark() => {}
                 Some(slot) => {
                     let key = Arc::clone(&slot.key);
                     self.index.remove(&key[..]);
@@ -456,11 +496,9 @@ impl ReadCache {
         if slot.expires_at.is_some_and(|t| t <= now) {
             return None;
         }
-        slot.state.referenced.store(true, Ordering::Relaxed);
-        let watch = Watch {
-            state: Arc::clone(&slot.state),
-            expiry: slot.expires_at.map(|at| (at, Arc::clone(clock))),
-        };
+        let watch = slot
+            .source
+            .watch(slot.expires_at.map(|at| (at, Arc::clone(clock))));
         Some((slot.value.clone()?, watch))
     }
 
@@ -476,7 +514,7 @@ impl ReadCache {
         let found = s.index.get(key).copied();
         let live = found.and_then(|at| match &mut s.slots[at] {
             Some(slot) if slot.expires_at.is_none_or(|t| t > now) => {
-                slot.state.referenced.store(true, Ordering::Relaxed);
+                slot.source.mark();
                 Some(slot.value.clone())
             }
             _ => None,
@@ -521,7 +559,7 @@ impl ReadCache {
             key: Arc::from(key),
             value: value.map(Arc::from),
             expires_at,
-            state: SlotState::new(),
+            source: WatchSource::new(),
         };
         let mut s = self.lock(ticket.shard);
         if s.generation != ticket.generation || s.pending.contains_key(key) {
@@ -548,7 +586,7 @@ impl ReadCache {
             s.generation += 1;
             s.index.clear();
             for slot in s.slots.drain(..).flatten() {
-                slot.state.cached.store(false, Ordering::Release);
+                slot.source.end();
             }
             s.free.clear();
             s.hand = 0;
@@ -812,7 +850,7 @@ mod tests {
         {
             let mut s = c.lock(0);
             for slot in s.slots.iter_mut().flatten() {
-                slot.state.referenced.store(false, Ordering::Relaxed);
+                slot.source.take_mark();
             }
         }
         assert!(w1.holds(), "marks entry 1 as read");

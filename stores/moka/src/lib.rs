@@ -35,10 +35,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_device_store::Peek;
 use actix_device_store::{
-    async_trait, check_key, check_scan_limit, check_value, BatchOp, CasOutcome, Clock, ScanPage,
-    Store, StoreError, SystemClock,
+    async_trait, check_key, check_scan_limit, check_value, BatchOp, CasOutcome, Clock, Peek,
+    ScanPage, Store, StoreError, SystemClock, Watch, WatchSource,
 };
 use moka::ops::compute::Op;
 use moka::sync::Cache;
@@ -49,6 +48,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 struct Entry {
     value: Arc<[u8]>,
     expires_at: Option<u64>,
+    /// Ended by whatever replaces or removes this entry, before that write returns.
+    source: WatchSource,
 }
 
 impl Entry {
@@ -124,6 +125,9 @@ impl MokaConfig {
             .expire_after(EntryExpiry {
                 clock: Arc::clone(&self.clock),
             })
+            // Evicted or expired by moka: the value has left memory (the writes end the
+            // entries they replace or remove themselves).
+            .eviction_listener(|_, entry: Entry, _| entry.source.end())
             .build();
         MokaStore {
             cache,
@@ -175,7 +179,27 @@ impl MokaStore {
         Entry {
             value: Arc::from(value),
             expires_at: ttl.map(|t| self.clock.expiry_for(t)),
+            source: WatchSource::new(),
         }
+    }
+
+    /// Writes `entry` under `key`, ending the entry it replaces.
+    fn replace(&self, key: &[u8], entry: Entry) {
+        self.cache.entry(key.to_vec()).and_compute_with(|current| {
+            if let Some(old) = current {
+                old.value().source.end();
+            }
+            Op::Put(entry)
+        });
+    }
+
+    /// Removes `key`, ending its entry; the removed entry, if any.
+    fn take(&self, key: &[u8]) -> Option<Entry> {
+        let removed = self.cache.remove(key);
+        if let Some(old) = &removed {
+            old.source.end();
+        }
+        removed
     }
 
     /// Runs moka's pending maintenance (evictions, expirations) now. For tests.
@@ -215,11 +239,20 @@ impl Store for MokaStore {
         self.live(key, now).map_or(Peek::Absent, Peek::Value)
     }
 
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
+        check_key(key).ok()?;
+        let _shared = self.shared();
+        let now = self.clock.recent_millis();
+        let entry = self.cache.get(key).filter(|e| e.live(now))?;
+        let expiry = entry.expires_at.map(|at| (at, Arc::clone(&self.clock)));
+        Some((entry.value, entry.source.watch(expiry)))
+    }
+
     async fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         check_key(key)?;
         check_value(key, value)?;
         let _shared = self.shared();
-        self.cache.insert(key.to_vec(), self.entry(value, ttl));
+        self.replace(key, self.entry(value, ttl));
         Ok(())
     }
 
@@ -227,7 +260,7 @@ impl Store for MokaStore {
         check_key(key)?;
         let _shared = self.shared();
         let now = self.clock.now_millis();
-        Ok(self.cache.remove(key).is_some_and(|e| e.live(now)))
+        Ok(self.take(key).is_some_and(|e| e.live(now)))
     }
 
     async fn insert_if_absent(
@@ -245,7 +278,10 @@ impl Store for MokaStore {
         self.cache.entry(key.to_vec()).and_compute_with(|current| {
             let op = match current {
                 Some(e) if e.value().live(now) => Op::Nop,
-                _ => {
+                expired => {
+                    if let Some(old) = expired {
+                        old.value().source.end();
+                    }
                     inserted = true;
                     Op::Put(new)
                 }
@@ -277,6 +313,9 @@ impl Store for MokaStore {
                 .filter(|e| e.live(now))
                 .map(|e| e.value.to_vec());
             let op = if live.as_deref() == expected {
+                if let Some(old) = &current {
+                    old.value().source.end();
+                }
                 match replacement {
                     Some(entry) => Op::Put(entry),
                     None if current.is_some() => Op::Remove,
@@ -331,10 +370,10 @@ impl Store for MokaStore {
             match op {
                 BatchOp::Put { key, value, ttl } => {
                     let entry = self.entry(&value, ttl);
-                    self.cache.insert(key, entry);
+                    self.replace(&key, entry);
                 }
                 BatchOp::Delete { key } => {
-                    self.cache.remove(&key);
+                    self.take(&key);
                 }
             }
         }
@@ -357,7 +396,10 @@ impl Store for MokaStore {
                 .cache
                 .entry(key)
                 .and_compute_with(|current| match current {
-                    Some(e) if !e.value().live(now) => Op::Remove,
+                    Some(e) if !e.value().live(now) => {
+                        e.value().source.end();
+                        Op::Remove
+                    }
                     _ => Op::Nop,
                 });
             if matches!(result, moka::ops::compute::CompResult::Removed(_)) {
