@@ -277,10 +277,9 @@ impl SessionService {
     /// event, unless the request carries several device identities: then it is refused
     /// (`ambiguous_device`) and nothing is revoked, since a tossed cookie must not log the
     /// victim out. A changed fingerprint raises the suspicious-session event.
+    ///
+    /// This is the full check: callers try [`check_hot`](Self::check_hot) first.
     pub(crate) async fn check(&self, presented: Presented<'_>) -> Result<CurrentSession> {
-        if let Some(session) = self.check_hot(&presented) {
-            return Ok(session);
-        }
         let now = self.ctx().now();
         let checked = self.check_in_full(&presented, now).await;
         match checked {
