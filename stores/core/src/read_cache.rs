@@ -479,18 +479,16 @@ impl ReadCache {
         }
     }
 
-    /// [`peek`](Self::peek) of a cached value, with a [`Watch`] on it; `clock` is the one
-    /// `now` came from, for the watch to judge the entry's expiry. `None` for anything but
-    /// a live cached value (a known-absent key included: there is nothing to watch).
-    pub fn peek_watched(
-        &self,
-        key: &[u8],
-        now: u64,
-        clock: &Arc<dyn Clock>,
-    ) -> Option<(Arc<[u8]>, Watch)> {
+    /// [`peek`](Self::peek) of a cached value, with a [`Watch`] on it: what a store's
+    /// [`Store::peek_watched`](crate::Store::peek_watched) answers. Expiry is judged on
+    /// `clock`'s [`recent_millis`](Clock::recent_millis), now and by the watch later.
+    /// `None` for anything but a live cached value (a known-absent key included: there is
+    /// nothing to watch).
+    pub fn peek_watched(&self, key: &[u8], clock: &Arc<dyn Clock>) -> Option<(Arc<[u8]>, Watch)> {
         if !self.is_enabled() {
             return None;
         }
+        let now = clock.recent_millis();
         let s = self.lock(self.shard_of(key));
         let slot = s.slots[*s.index.get(key)?].as_ref()?;
         if slot.expires_at.is_some_and(|t| t <= now) {
@@ -826,7 +824,7 @@ mod tests {
             let t = miss(&c, &[i], 0);
             assert!(c.fill(t, &[i], Some(b"v"), if i == 3 { Some(10) } else { None }));
         }
-        let watch = |k: u8| c.peek_watched(&[k], 0, &clock).expect("cached").1;
+        let watch = |k: u8| c.peek_watched(&[k], &clock).expect("cached").1;
         let (w0, w1, w2, w3) = (watch(0), watch(1), watch(2), watch(3));
         assert!(w0.holds() && w1.holds() && w2.holds() && w3.holds());
         // A write covering the key ends its watch at once, before the guard ends.
@@ -835,13 +833,13 @@ mod tests {
         assert!(!w0.holds());
         drop(guard);
         // Expiry on the watch's clock.
-        assert!(
-            c.peek_watched(&[3], 10, &clock).is_none(),
-            "expired: nothing to watch"
-        );
         assert!(w3.holds(), "not expired on the clock yet");
         manual.set(10);
         assert!(!w3.holds(), "expired");
+        assert!(
+            c.peek_watched(&[3], &clock).is_none(),
+            "expired: nothing to watch"
+        );
         // CLOCK: a watched read marks the entry, so the hand passes over it.
         for i in [0u8, 3] {
             let t = miss(&c, &[i], 10);
@@ -866,7 +864,7 @@ mod tests {
         assert!(!w1.holds());
         let t = miss(&c, b"none", 10);
         assert!(c.fill(t, b"none", None, None));
-        assert!(c.peek_watched(b"none", 10, &clock).is_none());
+        assert!(c.peek_watched(b"none", &clock).is_none());
     }
 
     #[test]

@@ -557,10 +557,7 @@ impl Store for RedbStore {
     }
 
     fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, Watch)> {
-        let clock = &self.inner.clock;
-        self.inner
-            .cache
-            .peek_watched(key, clock.recent_millis(), clock)
+        self.inner.cache.peek_watched(key, &self.inner.clock)
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
