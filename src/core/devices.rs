@@ -190,15 +190,17 @@ impl Devices {
     /// What the registry does for a returning device: counts the request and, when a
     /// write is due (see [`touch`](Self::touch)), hands back that write. `Sessions`
     /// forwards here. Failures are logged.
-    pub(crate) fn note_returning<'a>(
-        &'a self,
-        context: &'a DeviceContext,
-        info: &'a (dyn Fn() -> RequestInfo + Sync),
-    ) -> Option<ObserverFuture<'a>> {
+    pub(crate) fn note_returning(
+        &self,
+        context: &DeviceContext,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture> {
         let now = self.ctx().recent();
-        let visits = self.take_due(context.id, now)?;
+        let id = context.id;
+        let visits = self.take_due(id, now)?;
+        let (devices, info) = (self.clone(), info());
         Some(Box::pin(async move {
-            if let Err(error) = self.write_touch(context.id, now, visits, info).await {
+            if let Err(error) = devices.write_touch(id, now, visits, info).await {
                 tracing::error!(%error, "device registry touch failed");
             }
         }))
@@ -214,7 +216,7 @@ impl Devices {
         let Some(visits) = self.take_due(id, now) else {
             return Ok(false);
         };
-        self.write_touch(id, now, visits, info).await
+        self.write_touch(id, now, visits, info()).await
     }
 
     /// The due write of a touch: `visits` requests counted since the last one.
@@ -223,9 +225,8 @@ impl Devices {
         id: DeviceId,
         now: u64,
         visits: u64,
-        info: &(dyn Fn() -> RequestInfo + Sync),
+        info: RequestInfo,
     ) -> Result<bool> {
-        let info = info();
         self.inner.writes.fetch_add(1, Ordering::Relaxed);
         let key = Key::Device(id).encode();
         let mut created = None;
@@ -844,11 +845,11 @@ impl Devices {
 
 #[async_trait::async_trait]
 impl DeviceObserver for Devices {
-    fn returning<'a>(
-        &'a self,
-        context: &'a DeviceContext,
-        info: &'a (dyn Fn() -> RequestInfo + Sync),
-    ) -> Option<ObserverFuture<'a>> {
+    fn returning(
+        &self,
+        context: &DeviceContext,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture> {
         self.note_returning(context, info)
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_device_store::{Peek, Watch};
+use actix_device_store::{Peek, Store, Watch};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
@@ -115,17 +115,41 @@ impl ClientHeaders<'_> {
 /// [`Watch`]es on its cached answers tells "the very same allocation" without a lookup.
 ///
 /// [`Store::peek`]: actix_device_store::Store::peek
-struct Hot {
-    session_key: Vec<u8>,
-    device_key: Vec<u8>,
-    session_bytes: Arc<[u8]>,
-    device_bytes: Arc<[u8]>,
-    /// Watches on both answers, for a store that keeps them: then one atomic load each
-    /// tells that the records are unchanged, with no lookup.
-    watches: Option<(Watch, Watch)>,
+pub(crate) struct Hot {
+    unchanged: Unchanged,
     user_agent: Box<[u8]>,
     accept_language: Box<[u8]>,
     session: CurrentSession,
+}
+
+impl Hot {
+    /// The session the full check gave.
+    pub(crate) fn session(&self) -> &CurrentSession {
+        &self.session
+    }
+}
+
+/// How a [`Hot`] entry tells that neither record changed since its full check.
+enum Unchanged {
+    /// Watches on both answers, for a store that keeps them: one atomic load each, no
+    /// lookup.
+    Watched { session: Watch, device: Watch },
+    /// The keys and the store's own allocations of both answers: a peek that hands back
+    /// the very same allocation.
+    Peeked {
+        session: (Vec<u8>, Arc<[u8]>),
+        device: (Vec<u8>, Arc<[u8]>),
+    },
+}
+
+impl Unchanged {
+    fn holds(&self, store: &dyn Store) -> bool {
+        let same = |(key, bytes): &(Vec<u8>, Arc<[u8]>)| matches!(store.peek(key), Peek::Value(now) if Arc::ptr_eq(&now, bytes));
+        match self {
+            Self::Watched { session, device } => session.holds() && device.holds(),
+            Self::Peeked { session, device } => same(session) && same(device),
+        }
+    }
 }
 
 /// Fingerprint headers longer than this in all are not kept in a [`Hot`] entry: such
@@ -294,33 +318,22 @@ impl SessionService {
         }
     }
 
-    /// The outcome of the full check, if a [`Hot`] entry of this session still holds:
-    /// the check answered without waiting.
-    pub(crate) fn check_hot(&self, presented: &Presented<'_>) -> Option<CurrentSession> {
+    /// This session's [`Hot`] entry, if it still holds: the full check would pass again
+    /// with [`Hot::session`], answered without waiting.
+    pub(crate) fn check_hot(&self, presented: &Presented<'_>) -> Option<Arc<Hot>> {
         let hot = self.hot.get(&presented.hash)?;
         let now = self.ctx().recent();
         let record = &hot.session.record;
         let device = presented.device;
-        let store = self.ctx().store();
-        let unchanged = |key: &[u8], bytes: &Arc<[u8]>| matches!(store.peek(key), Peek::Value(now) if Arc::ptr_eq(&now, bytes));
         let holds = matches!(record.status_at(now), SessionStatus::Active)
             && now.saturating_sub(record.last_seen) < millis(self.config.touch_interval)
             && (record.device_id.ct_eq(&device.id) || device.others.contains(&record.device_id))
             && *hot.user_agent == *presented.client.user_agent
             && *hot.accept_language == *presented.client.accept_language
-            && match &hot.watches {
-                Some((session, device)) => session.holds() && device.holds(),
-                None => {
-                    unchanged(&hot.session_key, &hot.session_bytes)
-                        && unchanged(&hot.device_key, &hot.device_bytes)
-                }
-            };
-        holds.then(|| hot.session.clone())
+            && hot.unchanged.holds(self.ctx().store());
+        holds.then_some(hot)
     }
 
-    /// Every rule, reading both records; with the [`Hot`] entry the outcome allows (the
-    /// store answered both records from memory, the fingerprint matched, nothing was
-    /// written).
     async fn check_in_full(
         &self,
         presented: &Presented<'_>,
@@ -359,12 +372,15 @@ impl SessionService {
                     && client.user_agent.len() + client.accept_language.len()
                         <= MAX_HOT_HEADERS =>
             {
+                let unchanged = match read.watch.zip(device.watch) {
+                    Some((session, device)) => Unchanged::Watched { session, device },
+                    None => Unchanged::Peeked {
+                        session: (key, session_bytes),
+                        device: (device_key, device_bytes),
+                    },
+                };
                 Some(Hot {
-                    session_key: key,
-                    device_key,
-                    session_bytes,
-                    device_bytes,
-                    watches: read.watch.zip(device.watch),
+                    unchanged,
                     user_agent: client.user_agent.into(),
                     accept_language: client.accept_language.into(),
                     session: session.clone(),

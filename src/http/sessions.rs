@@ -19,7 +19,7 @@ use crate::core::error::ServiceError;
 use crate::core::keys::TokenHash;
 use crate::core::model::DeviceRecord;
 use crate::core::sessions::{
-    token_hash, ClientHeaders, CurrentSession, Presented, SessionConfig, SessionService,
+    token_hash, ClientHeaders, CurrentSession, Hot, Presented, SessionConfig, SessionService,
 };
 use crate::http::auth::{Caller, SignedIn};
 use crate::http::error::ApiError;
@@ -165,7 +165,25 @@ pub struct TrustedDevice {
 
 /// The outcome of this request's session check, kept in its extensions.
 #[derive(Clone)]
-struct SessionCheck(Rc<Result<CurrentSession, ServiceError>>);
+enum SessionCheck {
+    /// The full check ran (or a login or logout set the outcome).
+    Checked(Rc<Result<CurrentSession, ServiceError>>),
+    /// A hot session: the entry that answered, shared rather than copied.
+    Hot(Arc<Hot>),
+}
+
+impl SessionCheck {
+    fn checked(outcome: Result<CurrentSession, ServiceError>) -> Self {
+        Self::Checked(Rc::new(outcome))
+    }
+
+    fn answer(&self) -> Result<CurrentSession, ApiError> {
+        match self {
+            Self::Checked(outcome) => answer(outcome),
+            Self::Hot(hot) => Ok(hot.session().clone()),
+        }
+    }
+}
 
 impl Sessions {
     /// Sessions with the defaults: cookie `__Host-session` (Secure, HttpOnly,
@@ -232,7 +250,7 @@ impl Sessions {
         let cookie = &self.inner.cookie;
         queue_cookie(req, cookie.header(&cookie.build(new.token)));
         req.extensions_mut()
-            .insert(SessionCheck(Rc::new(Ok(new.session.clone()))));
+            .insert(SessionCheck::checked(Ok(new.session.clone())));
         Ok(new.session)
     }
 
@@ -245,7 +263,7 @@ impl Sessions {
         let cookie = &self.inner.cookie;
         queue_cookie(req, cookie.header(&cookie.removal()));
         req.extensions_mut()
-            .insert(SessionCheck(Rc::new(Err(ServiceError::NotSignedIn))));
+            .insert(SessionCheck::checked(Err(ServiceError::NotSignedIn)));
         if ended {
             Ok(())
         } else {
@@ -264,7 +282,7 @@ impl Sessions {
             fresh => {
                 let outcome = Rc::new(fresh);
                 req.extensions_mut()
-                    .insert(SessionCheck(Rc::clone(&outcome)));
+                    .insert(SessionCheck::Checked(Rc::clone(&outcome)));
                 answer(&outcome)
             }
         }
@@ -274,19 +292,20 @@ impl Sessions {
     /// outcome, or a hot session (one whose full check still holds, see
     /// `SessionService::check_hot`). `None`: the check must run and may wait on the store.
     fn current_now(&self, req: &HttpRequest) -> Option<Result<CurrentSession, ApiError>> {
-        let cached = req.extensions().get::<SessionCheck>().cloned();
-        if let Some(check) = cached {
-            return Some(answer(&check.0));
-        }
-        let device = lookup::<DeviceContext>(req).ok()?;
-        let presented = Presented {
-            hash: self.cookie_hash(req)?,
-            device: &device,
-            client: client_headers(req),
+        let hot = {
+            let ext = req.extensions();
+            if let Some(check) = ext.get::<SessionCheck>() {
+                return Some(check.answer());
+            }
+            let presented = Presented {
+                hash: self.cookie_hash(req)?,
+                device: ext.get::<DeviceContext>()?,
+                client: client_headers(req),
+            };
+            self.inner.service.check_hot(&presented)?
         };
-        let session = self.inner.service.check_hot(&presented)?;
-        req.extensions_mut()
-            .insert(SessionCheck(Rc::new(Ok(session.clone()))));
+        let session = hot.session().clone();
+        req.extensions_mut().insert(SessionCheck::Hot(hot));
         Some(Ok(session))
     }
 
@@ -420,11 +439,11 @@ impl SignedIn for Sessions {
 
 #[async_trait::async_trait]
 impl DeviceObserver for Sessions {
-    fn returning<'a>(
-        &'a self,
-        context: &'a DeviceContext,
-        info: &'a (dyn Fn() -> RequestInfo + Sync),
-    ) -> Option<ObserverFuture<'a>> {
+    fn returning(
+        &self,
+        context: &DeviceContext,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture> {
         self.devices().note_returning(context, info)
     }
 

@@ -58,19 +58,21 @@ pub trait DeviceObserver: Send + Sync + 'static {
     /// here; only work that must wait (a store write) comes back, as a future the
     /// middleware awaits before the handler runs, so a request with nothing to write costs
     /// no allocation. `info` builds the request's client info when called: an observer
-    /// that has nothing to write this time never pays for it.
-    fn returning<'a>(
-        &'a self,
-        context: &'a DeviceContext,
-        info: &'a (dyn Fn() -> RequestInfo + Sync),
-    ) -> Option<ObserverFuture<'a>>;
+    /// that has nothing to write this time never pays for it. The future owns what it
+    /// needs (it may not borrow `context` or `info`), so the middleware's own future
+    /// stays unboxed on requests that return `None`.
+    fn returning(
+        &self,
+        context: &DeviceContext,
+        info: &(dyn Fn() -> RequestInfo + Sync),
+    ) -> Option<ObserverFuture>;
     /// A handler renewed the device id: `old` is now `new`.
     async fn renewed(&self, old: DeviceId, new: DeviceId);
 }
 
 /// The work a [`DeviceObserver`] hands back from
 /// [`returning`](DeviceObserver::returning).
-pub type ObserverFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+pub type ObserverFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A predicate deciding, per request, whether the browser agreed to be tracked.
 pub type ConsentFn = dyn Fn(&ServiceRequest) -> bool + Send + Sync;

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{ready as ready_poll, Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -13,7 +14,9 @@ use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, SET
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 
 use crate::identity::client::RequestInfo;
-use crate::identity::config::{CacheControl, DeviceTracking, RejectPolicy, Settings};
+use crate::identity::config::{
+    CacheControl, DeviceObserver, DeviceTracking, ObserverFuture, RejectPolicy, Settings,
+};
 use crate::identity::cookie_header::visit_values;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
@@ -57,6 +60,9 @@ impl<S> std::fmt::Debug for DeviceTrackingService<S> {
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
+/// What the middleware's future resolves to.
+type Outcome<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
 impl<S, B> Service<ServiceRequest> for DeviceTrackingService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -64,52 +70,185 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = DeviceFuture<S::Future, B>;
 
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let settings = Arc::clone(&self.settings);
-        Box::pin(async move {
-            if !consented(&settings, &req) {
-                req.extensions_mut().insert(NoConsent);
-                return pass_through(&service, req, settings.cache_control).await;
+        let settings = &self.settings;
+        if !consented(settings, &req) {
+            req.extensions_mut().insert(NoConsent);
+            return self.calling(req, None);
+        }
+        let now = settings.now_secs();
+        let context = match identify(settings, &req, now) {
+            Identified::Device(context) => context,
+            Identified::Refused(reason) => {
+                return DeviceFuture::waiting(Box::pin(ready(Ok(refuse(req, reason)))));
             }
-            let now = settings.now_secs();
-            let context = match identify(&settings, &req, now) {
-                Identified::Device(context) => context,
-                Identified::Refused(reason) => return Ok(refuse(req, reason)),
-                Identified::Unreadable => {
-                    req.extensions_mut().insert(Unreadable);
-                    return pass_through(&service, req, settings.cache_control).await;
-                }
-            };
-            remember(&req, &context);
-            notify_returning(&settings, &req, &context).await;
-
-            let mut res = service.call(req).await?;
-            let action = res.request().extensions_mut().remove::<DeviceAction>();
-            let device_cookie = outgoing_cookie(&settings, &context, action, now).await;
-            write_cookies(&mut res, device_cookie, settings.cache_control);
-            Ok(res.map_into_left_body())
-        })
+            Identified::Unreadable => {
+                req.extensions_mut().insert(Unreadable);
+                return self.calling(req, None);
+            }
+        };
+        let tracked = Tracked {
+            id: context.id,
+            reissue: context.reissue,
+            now,
+        };
+        let due = notify_returning(settings, &req, &context);
+        remember(&req, context);
+        match due {
+            None => self.calling(req, Some(tracked)),
+            Some(write) => {
+                let service = Rc::clone(&self.service);
+                let settings = Arc::clone(settings);
+                DeviceFuture::waiting(Box::pin(async move {
+                    write.await;
+                    let mut res = service.call(req).await?;
+                    match finish(&settings, Some(tracked), &mut res) {
+                        None => Ok(res.map_into_left_body()),
+                        Some(renewal) => renewal.finish(res).await,
+                    }
+                }))
+            }
+        }
     }
 }
 
-/// Runs the service for a request the middleware does not identify; cookies queued by
-/// the services (a session logout, say) still go out.
-async fn pass_through<S, B>(
-    service: &S,
-    req: ServiceRequest,
-    cache: CacheControl,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+impl<S> DeviceTrackingService<S> {
+    /// Calls the wrapped service; the response leaves with `tracked`'s device cookie, if
+    /// it needs one, and the cookies the services queued.
+    fn calling<B>(
+        &self,
+        req: ServiceRequest,
+        tracked: Option<Tracked>,
+    ) -> DeviceFuture<S::Future, B>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    {
+        DeviceFuture {
+            state: State::Calling {
+                inner: self.service.call(req),
+                settings: Arc::clone(&self.settings),
+                tracked,
+            },
+        }
+    }
+}
+
+/// What the way out needs to know of an identified request.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    id: DeviceId,
+    reissue: Option<Reissue>,
+    now: u64,
+}
+
+pin_project_lite::pin_project! {
+    /// The middleware's future: the wrapped service's, polled in place, then the cookies
+    /// written on its response. Only a request that waits on the registry (a due device
+    /// write, a renewed id) or is refused is boxed, so most requests cost no allocation
+    /// here, and the future stays a few words in size.
+    #[doc(hidden)]
+    pub struct DeviceFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Calling {
+            #[pin]
+            inner: F,
+            settings: Arc<Settings>,
+            tracked: Option<Tracked>,
+        },
+        Waiting {
+            future: LocalBoxFuture<Outcome<B>>,
+        },
+    }
+}
+
+impl<F, B> DeviceFuture<F, B> {
+    fn waiting(future: LocalBoxFuture<Outcome<B>>) -> Self {
+        Self {
+            state: State::Waiting { future },
+        }
+    }
+}
+
+impl<F, B> Future for DeviceFuture<F, B>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody + 'static,
 {
-    let mut res = service.call(req).await?;
-    write_cookies(&mut res, None, cache);
-    Ok(res.map_into_left_body())
+    type Output = Outcome<B>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let renewing = match self.as_mut().project().state.project() {
+            StateProj::Calling {
+                inner,
+                settings,
+                tracked,
+            } => {
+                let mut res = ready_poll!(inner.poll(cx))?;
+                match finish(settings, tracked.take(), &mut res) {
+                    None => return Poll::Ready(Ok(res.map_into_left_body())),
+                    Some(renewal) => Box::pin(renewal.finish(res)),
+                }
+            }
+            StateProj::Waiting { future } => return future.as_mut().poll(cx),
+        };
+        self.as_mut()
+            .project()
+            .state
+            .set(State::Waiting { future: renewing });
+        self.poll(cx)
+    }
+}
+
+/// A renewal a handler asked for, which the registry must hear of before its cookie goes
+/// out.
+struct Renewal {
+    settings: Arc<Settings>,
+    registry: Arc<dyn DeviceObserver>,
+    tracked: Tracked,
+}
+
+impl Renewal {
+    async fn finish<B: MessageBody>(self, mut res: ServiceResponse<B>) -> Outcome<B> {
+        let (id, cookie) = fresh_cookie(&self.settings, self.tracked.now);
+        self.registry.renewed(self.tracked.id, id).await;
+        write_cookies(&mut res, Some(cookie), self.settings.cache_control);
+        Ok(res.map_into_left_body())
+    }
+}
+
+/// Puts the device cookie (if `tracked` needs one) and the cookies the services queued on
+/// the wrapped service's response, unless a renewal must wait on the registry first.
+fn finish<B>(
+    settings: &Arc<Settings>,
+    tracked: Option<Tracked>,
+    res: &mut ServiceResponse<B>,
+) -> Option<Renewal> {
+    let cache = settings.cache_control;
+    let Some(tracked) = tracked else {
+        write_cookies(res, None, cache);
+        return None;
+    };
+    let action = res.request().extensions_mut().remove::<DeviceAction>();
+    if let (Some(DeviceAction::Renew), Some(registry)) = (action, &settings.registry) {
+        return Some(Renewal {
+            settings: Arc::clone(settings),
+            registry: Arc::clone(registry),
+            tracked,
+        });
+    }
+    write_cookies(res, outgoing_cookie(settings, tracked, action), cache);
+    None
 }
 
 fn consented(settings: &Settings, req: &ServiceRequest) -> bool {
@@ -219,26 +358,26 @@ fn fresh(settings: &Settings, why: Reissue, client_ip: Option<IpAddr>) -> Device
 }
 
 /// Puts the id and its context where extractors and `web::ReqData` find them.
-fn remember(req: &ServiceRequest, context: &DeviceContext) {
+fn remember(req: &ServiceRequest, context: DeviceContext) {
     let mut ext = req.extensions_mut();
     ext.insert(context.id);
-    ext.insert(context.clone());
+    ext.insert(context);
 }
 
 /// Tells the registry of a returning browser. Only browsers that sent a valid cookie back
-/// are counted; the registry logs its own failures and never fails the request.
-async fn notify_returning(settings: &Settings, req: &ServiceRequest, context: &DeviceContext) {
+/// are counted; the registry logs its own failures and never fails the request. Returns
+/// the write the registry wants awaited before the handler runs, if one is due.
+fn notify_returning(
+    settings: &Settings,
+    req: &ServiceRequest,
+    context: &DeviceContext,
+) -> Option<ObserverFuture> {
     if context.is_new {
-        return;
+        return None;
     }
-    if let Some(registry) = &settings.registry {
-        let headers = req.headers();
-        let info = || RequestInfo::new(context.client_ip, headers);
-        let write = registry.returning(context, &info);
-        if let Some(write) = write {
-            write.await;
-        }
-    }
+    let registry = settings.registry.as_ref()?;
+    let headers = req.headers();
+    registry.returning(context, &|| RequestInfo::new(context.client_ip, headers))
 }
 
 fn refuse<B>(req: ServiceRequest, reason: Rejected) -> ServiceResponse<EitherBody<B>> {
@@ -246,12 +385,12 @@ fn refuse<B>(req: ServiceRequest, reason: Rejected) -> ServiceResponse<EitherBod
     req.into_response(response).map_into_right_body()
 }
 
-/// The device `Set-Cookie` this response needs, if any.
-async fn outgoing_cookie(
+/// The device `Set-Cookie` this response needs, if any. A renewal here has no registry to
+/// tell (`finish` handles the one that has).
+fn outgoing_cookie(
     settings: &Settings,
-    context: &DeviceContext,
+    tracked: Tracked,
     action: Option<DeviceAction>,
-    now: u64,
 ) -> Option<String> {
     let cookie = &settings.cookie;
     match action {
@@ -259,22 +398,26 @@ async fn outgoing_cookie(
             settings.metrics.forgotten();
             Some(cookie.header(&cookie.removal()))
         }
-        Some(DeviceAction::Renew) => {
-            settings.metrics.issued();
-            let id: DeviceId = settings.generator.generate();
-            if let Some(registry) = &settings.registry {
-                registry.renewed(context.id, id).await;
-            }
-            Some(cookie.header(&cookie.build(settings.codec.encode(id, now))))
-        }
+        Some(DeviceAction::Renew) => Some(fresh_cookie(settings, tracked.now).1),
         None => {
-            let reissue = context.reissue?;
+            let reissue = tracked.reissue?;
             if !matches!(reissue, Reissue::New | Reissue::Rejected(_)) {
                 settings.metrics.reissued(reissue);
             }
-            Some(cookie.header(&cookie.build(settings.codec.encode(context.id, now))))
+            Some(cookie.header(&cookie.build(settings.codec.encode(tracked.id, tracked.now))))
         }
     }
+}
+
+/// A fresh id for a handler's renewal, and its cookie.
+fn fresh_cookie(settings: &Settings, now: u64) -> (DeviceId, String) {
+    settings.metrics.issued();
+    let id: DeviceId = settings.generator.generate();
+    let cookie = &settings.cookie;
+    (
+        id,
+        cookie.header(&cookie.build(settings.codec.encode(id, now))),
+    )
 }
 
 /// Writes the device cookie and the cookies the services queued. Cookies go on every
