@@ -787,28 +787,52 @@ async fn sweep_purges_ended_sessions_from_the_store() {
     }
 }
 
-/// A real store that counts the writes of session records (`sess/...`).
+/// A real store that counts the writes of session records (`sess/...`) and every read
+/// (`get`, `peek`, `peek_watched`), and hands out the watches of the store it wraps.
 struct CountingStore {
     inner: Arc<dyn Store>,
     session_writes: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl CountingStore {
+    fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            session_writes: std::sync::atomic::AtomicUsize::new(0),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
     fn count(&self, key: &[u8]) {
         if key.starts_with(b"sess/") {
             self.session_writes
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
 impl Store for CountingStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, actix_device::stores::StoreError> {
+        self.read();
         self.inner.get(key).await
     }
     fn peek(&self, key: &[u8]) -> actix_device::stores::Peek {
+        self.read();
         self.inner.peek(key)
+    }
+    fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, actix_device::stores::Watch)> {
+        self.read();
+        self.inner.peek_watched(key)
     }
     async fn put(
         &self,
@@ -868,10 +892,7 @@ impl Store for CountingStore {
 
 backend_tests! {
     async fn parallel_requests_of_a_due_session_write_last_seen_once(store) {
-        let counting = Arc::new(CountingStore {
-            inner: store,
-            session_writes: std::sync::atomic::AtomicUsize::new(0),
-        });
+        let counting = Arc::new(CountingStore::new(store));
         let env = env(counting.clone());
         let app = app!(env);
         let b = signed_in(&app, "alice", "ua").await;
@@ -889,5 +910,27 @@ backend_tests! {
         }
         let writes = counting.session_writes.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(writes, 1, "16 parallel requests of a due session wrote last-seen {writes} times");
+    }
+
+    async fn a_warm_session_is_checked_without_reading_the_store(store) {
+        // What the hot check is for: on a store that watches its cached answers, a
+        // session whose full check passed is answered again with no read at all, until
+        // something it depends on changes.
+        let counting = Arc::new(CountingStore::new(store));
+        let env = env(counting.clone());
+        let app = app!(env);
+        let mut b = signed_in(&app, "alice", "ua").await;
+        for _ in 0..3 {
+            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+        }
+        let before = counting.reads();
+        for _ in 0..10 {
+            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+        }
+        assert_eq!(counting.reads() - before, 0, "a warm session read the store");
+        // A change sends the next request to the full check, which reads.
+        env.sessions.revoke_user("alice").await.unwrap();
+        assert_eq!(b.get(&app, "/me").await.0, StatusCode::UNAUTHORIZED);
+        assert!(counting.reads() > before);
     }
 }

@@ -25,7 +25,6 @@ use crate::core::session_records::{end_session, RETENTION};
 use crate::identity::client::RequestInfo;
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::DeviceContext;
-use crate::identity::memo::Memo;
 
 const TOKEN_LEN: usize = 32;
 const TOKEN_TEXT_LEN: usize = 43;
@@ -171,8 +170,6 @@ pub(crate) struct SessionService {
     /// of one browser (a page's assets) find the same stale `last_seen`, and only the first
     /// of them writes.
     touching: Arc<Mutex<std::collections::HashMap<TokenHash, u64>>>,
-    /// Sessions that passed the full check, by token hash (see [`Hot`]).
-    hot: Arc<Memo<Arc<Hot>>>,
 }
 
 /// Sessions each per-session set of this process (reported fingerprint changes, touches
@@ -196,7 +193,6 @@ impl SessionService {
             reported: Arc::default(),
             decoded: Arc::default(),
             touching: Arc::default(),
-            hot: Arc::default(),
         }
     }
 
@@ -302,36 +298,32 @@ impl SessionService {
     /// (`ambiguous_device`) and nothing is revoked, since a tossed cookie must not log the
     /// victim out. A changed fingerprint raises the suspicious-session event.
     ///
-    /// This is the full check: callers try [`check_hot`](Self::check_hot) first.
-    pub(crate) async fn check(&self, presented: Presented<'_>) -> Result<CurrentSession> {
+    /// This is the full check: callers that kept the [`Hot`] entry of an earlier pass try
+    /// [`check_hot`](Self::check_hot) first. A pass comes with a new entry when the session
+    /// can take the hot check next time.
+    pub(crate) async fn check(
+        &self,
+        presented: Presented<'_>,
+    ) -> Result<(CurrentSession, Option<Arc<Hot>>)> {
         let now = self.ctx().now();
-        let checked = self.check_in_full(&presented, now).await;
-        match checked {
-            Ok((session, Some(hot))) => {
-                self.hot.insert(&presented.hash, Arc::new(hot));
-                Ok(session)
-            }
-            other => {
-                self.hot.remove(&presented.hash);
-                other.map(|(session, _)| session)
-            }
-        }
+        let (session, hot) = self.check_in_full(&presented, now).await?;
+        Ok((session, hot.map(Arc::new)))
     }
 
-    /// This session's [`Hot`] entry, if it still holds: the full check would pass again
-    /// with [`Hot::session`], answered without waiting.
-    pub(crate) fn check_hot(&self, presented: &Presented<'_>) -> Option<Arc<Hot>> {
-        let hot = self.hot.get(&presented.hash)?;
+    /// Whether the [`Hot`] entry this session's last full check gave still holds: the full
+    /// check would pass again with [`Hot::session`]. Answered without waiting. An entry
+    /// kept past a change (a revocation, a logout) is harmless: every rule the change
+    /// could break is checked here again, or its record's watch has ended.
+    pub(crate) fn check_hot(&self, presented: &Presented<'_>, hot: &Hot) -> bool {
         let now = self.ctx().recent();
         let record = &hot.session.record;
         let device = presented.device;
-        let holds = matches!(record.status_at(now), SessionStatus::Active)
+        matches!(record.status_at(now), SessionStatus::Active)
             && now.saturating_sub(record.last_seen) < millis(self.config.touch_interval)
             && (record.device_id.ct_eq(&device.id) || device.others.contains(&record.device_id))
             && same_bytes(&hot.user_agent, presented.client.user_agent)
             && same_bytes(&hot.accept_language, presented.client.accept_language)
-            && hot.unchanged.holds(self.ctx().store());
-        holds.then_some(hot)
+            && hot.unchanged.holds(self.ctx().store())
     }
 
     async fn check_in_full(

@@ -115,7 +115,7 @@ impl SessionsBuilder {
                 cookie,
                 guard: self.guard,
                 limits: self.limits,
-                hashes: Memo::default(),
+                remembered: Memo::default(),
             }),
         })
     }
@@ -128,8 +128,18 @@ struct SessionsInner {
     cookie: CookieConfig,
     guard: Option<CrossSiteGuard>,
     limits: HeaderLimits,
-    /// Session cookie values hashed before (see `identity::memo`).
-    hashes: Memo<TokenHash>,
+    /// Session cookie values seen before (see `identity::memo`): their hash, and the hot
+    /// entry of their last full check that passed.
+    remembered: Memo<Remembered>,
+}
+
+/// What is remembered of a session cookie value.
+#[derive(Clone)]
+struct Remembered {
+    hash: TokenHash,
+    /// The entry the last full check of this session gave, if it passed and the session
+    /// can take the hot check (see `SessionService::check_hot`).
+    hot: Option<Arc<Hot>>,
 }
 
 /// Login sessions bound to devices, over HTTP.
@@ -258,8 +268,13 @@ impl Sessions {
     /// original attributes. A replay of the old token then gets 401.
     pub async fn logout(&self, req: &HttpRequest) -> Result<(), ApiError> {
         self.guard(req)?;
-        let hash = self.cookie_hash(req).ok_or(ServiceError::NotSignedIn)?;
+        let (value, remembered) = self.session_cookie(req).ok_or(ServiceError::NotSignedIn)?;
+        let hash = remembered.hash;
         let ended = self.inner.service.logout(&hash).await?;
+        if remembered.hot.is_some() {
+            let forgotten = Remembered { hash, hot: None };
+            self.inner.remembered.insert(value, forgotten);
+        }
         let cookie = &self.inner.cookie;
         queue_cookie(req, cookie.header(&cookie.removal()));
         req.extensions_mut()
@@ -297,30 +312,51 @@ impl Sessions {
             if let Some(check) = ext.get::<SessionCheck>() {
                 return Some(check.answer());
             }
+            let (_, remembered) = self.session_cookie(req)?;
+            let hot = remembered.hot?;
             let presented = Presented {
-                hash: self.cookie_hash(req)?,
+                hash: remembered.hash,
                 device: ext.get::<DeviceContext>()?,
                 client: client_headers(req),
             };
-            self.inner.service.check_hot(&presented)?
+            if !self.inner.service.check_hot(&presented, &hot) {
+                return None;
+            }
+            hot
         };
         let session = hot.session().clone();
         req.extensions_mut().insert(SessionCheck::Hot(hot));
         Some(Ok(session))
     }
 
+    /// The full check; the cookie value is remembered with the hot entry a pass gives, or
+    /// with none.
     async fn check(
         &self,
         req: &HttpRequest,
         device: &DeviceContext,
     ) -> Result<CurrentSession, ServiceError> {
-        let hash = self.cookie_hash(req).ok_or(ServiceError::NotSignedIn)?;
+        let (value, remembered) = self.session_cookie(req).ok_or(ServiceError::NotSignedIn)?;
         let presented = Presented {
-            hash,
+            hash: remembered.hash,
             device,
             client: client_headers(req),
         };
-        self.inner.service.check(presented).await
+        let checked = self.inner.service.check(presented).await;
+        let hot = match &checked {
+            Ok((_, hot)) => hot.clone(),
+            Err(_) => None,
+        };
+        if hot.is_some() || remembered.hot.is_some() {
+            self.inner.remembered.insert(
+                value,
+                Remembered {
+                    hash: remembered.hash,
+                    hot,
+                },
+            );
+        }
+        checked.map(|(session, _)| session)
     }
 
     /// [`current`](Self::current), and the device must be a trusted device of the user
@@ -348,16 +384,26 @@ impl Sessions {
 
     /// The hash of the first well-formed session cookie of the request.
     fn cookie_hash(&self, req: &HttpRequest) -> Option<TokenHash> {
+        self.session_cookie(req)
+            .map(|(_, remembered)| remembered.hash)
+    }
+
+    /// The first well-formed session cookie of the request, and what is remembered of it.
+    fn session_cookie<'r>(&self, req: &'r HttpRequest) -> Option<(&'r [u8], Remembered)> {
         let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
         let name = self.inner.cookie.name().as_bytes();
-        let mut hash = None;
+        let mut found = None;
         visit_values(headers, name, self.inner.limits, |value| {
-            hash = (self.inner.hashes)
-                .get_or_derive(value, || token_hash(value).ok_or(()))
-                .ok();
-            hash.is_none()
+            found = (self.inner.remembered)
+                .get_or_derive(value, || {
+                    let hash = token_hash(value).ok_or(())?;
+                    Ok::<_, ()>(Remembered { hash, hot: None })
+                })
+                .ok()
+                .map(|remembered| (value, remembered));
+            found.is_none()
         });
-        hash
+        found
     }
 }
 
