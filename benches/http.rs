@@ -8,7 +8,10 @@
 //! (when the machine has two). Every run of a variant sits between two runs of the bare
 //! server, and its ratios (throughput, p99) are to the mean of those two, so the machine's
 //! drift (bare itself moves by half between minutes on a shared VM) hits both sides alike;
-//! the sweep is repeated `ROUNDS` times (default 3) and the table shows medians.
+//! the sweep is repeated `ROUNDS` times (default 3) and the table shows medians. A run
+//! whose two bare runs differ by more than 10% saw the machine change speed under it (the
+//! project's VM flips between two states about 2x apart); its ratios are left out of the
+//! medians when the variant has steady runs, and the `steady` column counts those.
 //! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it;
 //! `VARIANTS=signed-in,identity` runs bare and the variants whose names contain a word.
 //!
@@ -314,6 +317,18 @@ fn parse_latency(v: &str) -> f64 {
     }
 }
 
+/// How far apart (as a share of their mean) the bare runs around a variant's run may be
+/// for that run to count as steady.
+const STEADY: f64 = 0.10;
+
+/// One run of a variant against the bare runs around it.
+#[derive(Debug, Clone, Copy)]
+struct Ratio {
+    rps: f64,
+    p99: f64,
+    steady: bool,
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -371,7 +386,11 @@ fn main() {
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
         // Per-round ratios: each variant against the mean of the bare runs just before and
         // just after it, so a machine that speeds up or slows down between runs moves both.
-        let mut ratios: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
+        // A run whose two bare runs differ by more than STEADY saw the machine change speed
+        // (this one flips between two states about 2x apart): its ratio compares a variant
+        // with a bare server in another state, and is left out of the medians whenever the
+        // variant has steady runs.
+        let mut ratios: Vec<Vec<Ratio>> = vec![Vec::new(); variants.len()];
         for round in 0..rounds {
             let mut bare_before = wrk(variants[0].port, cookie_of(0), secs, connections, pin);
             runs[0].push(bare_before);
@@ -392,33 +411,50 @@ fn main() {
                     bare_before.rps,
                     bare_after.rps
                 );
-                ratios[i].push((r.rps / bare_rps, r.p99_ms / bare_p99));
+                ratios[i].push(Ratio {
+                    rps: r.rps / bare_rps,
+                    p99: r.p99_ms / bare_p99,
+                    steady: (bare_before.rps - bare_after.rps).abs() <= STEADY * bare_rps,
+                });
                 runs[i].push(r);
                 runs[0].push(bare_after);
                 bare_before = bare_after;
             }
         }
-        ratios[0] = vec![(1.0, 1.0)];
+        ratios[0] = vec![Ratio {
+            rps: 1.0,
+            p99: 1.0,
+            steady: true,
+        }];
         println!(
             "\n{label}: {rounds} rounds x {secs}s, {connections} connections; req/s and latencies \
-             are medians over runs, ratios medians of per-run ratios to the bare runs around each"
+             are medians over runs, ratios medians of per-run ratios to the bare runs around each, \
+             over the steady runs (bare before and after within {:.0}%; `steady` counts them)",
+            STEADY * 100.0
         );
         println!(
-            "{:<28} {:>11} {:>9} {:>9} {:>9} {:>9}",
-            "variant", "req/s", "p50 ms", "p99 ms", "x bare", "p99/bare"
+            "{:<28} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "variant", "req/s", "p50 ms", "p99 ms", "x bare", "p99/bare", "steady"
         );
         for ((v, r), q) in variants.iter().zip(&runs).zip(&ratios) {
             if r.is_empty() {
                 continue;
             }
+            let steady: Vec<&Ratio> = q.iter().filter(|x| x.steady).collect();
+            let used = if steady.is_empty() {
+                q.iter().collect()
+            } else {
+                steady.clone()
+            };
             println!(
-                "{:<28} {:>11.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2}",
+                "{:<28} {:>11.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2} {:>7}",
                 v.name,
                 median(r.iter().map(|x| x.rps).collect()),
                 median(r.iter().map(|x| x.p50_ms).collect()),
                 median(r.iter().map(|x| x.p99_ms).collect()),
-                median(q.iter().map(|x| x.0).collect()),
-                median(q.iter().map(|x| x.1).collect())
+                median(used.iter().map(|x| x.rps).collect()),
+                median(used.iter().map(|x| x.p99).collect()),
+                format!("{}/{}", steady.len(), q.len())
             );
         }
     }
