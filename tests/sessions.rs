@@ -133,6 +133,17 @@ async fn login(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": session.user_id })))
 }
 
+/// Reads the session, revokes its user, reads it again: what each read said.
+async fn revoke_midway(
+    sessions: web::Data<Sessions>,
+    req: HttpRequest,
+) -> Result<HttpResponse, actix_device::ApiError> {
+    let before = sessions.current(&req).await?;
+    sessions.revoke_user(&before.user_id).await?;
+    let after = sessions.current(&req).await;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "after": after.is_ok() })))
+}
+
 async fn me(session: CurrentSession) -> HttpResponse {
     HttpResponse::Ok()
         .json(serde_json::json!({ "user": session.user_id, "device": session.device_id }))
@@ -151,6 +162,7 @@ macro_rules! app {
                 .route("/login/{user}", web::post().to(login))
                 .route("/me", web::get().to(me))
                 .route("/trusted", web::get().to(trusted_only))
+                .route("/revoke-midway", web::post().to(revoke_midway))
                 .route("/", web::get().to(|| async { HttpResponse::Ok().finish() }))
                 .service(actix_device::DeviceApi::for_sessions(&$env.sessions).scope("/devices")),
         )
@@ -910,6 +922,21 @@ backend_tests! {
         }
         let writes = counting.session_writes.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(writes, 1, "16 parallel requests of a due session wrote last-seen {writes} times");
+    }
+
+    async fn a_revocation_during_a_request_holds_for_the_rest_of_it(store) {
+        // A hot session is answered again on each call, its watches rechecked, so a
+        // revocation made by the handler itself holds for the calls after it.
+        let env = env(store);
+        let app = app!(env);
+        let mut b = signed_in(&app, "alice", "ua").await;
+        for _ in 0..3 {
+            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+        }
+        let (status, body) = b.post(&app, "/revoke-midway").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["after"], false, "the second read still saw the session");
+        assert_eq!(b.get(&app, "/me").await.0, StatusCode::UNAUTHORIZED);
     }
 
     async fn a_warm_session_is_checked_without_reading_the_store(store) {

@@ -1,5 +1,6 @@
 //! Login sessions over HTTP: the session cookie, login and logout on a request, and the
-//! session check, run at most once per request and shared by every extractor.
+//! session check: the full check at most once per request, its outcome shared by every
+//! extractor; a hot session answered from memory on each call.
 
 use std::fmt;
 use std::future::{ready, Future, Ready};
@@ -173,25 +174,15 @@ pub struct TrustedDevice {
     pub device: std::sync::Arc<DeviceRecord>,
 }
 
-/// The outcome of this request's session check, kept in its extensions.
+/// The outcome of this request's full session check (or what a login or logout in it
+/// set), kept in its extensions. A hot answer is not kept: every call answers it again
+/// from memory, which costs less than a fourth extension (the table's first growth).
 #[derive(Clone)]
-enum SessionCheck {
-    /// The full check ran (or a login or logout set the outcome).
-    Checked(Rc<Result<CurrentSession, ServiceError>>),
-    /// A hot session: the entry that answered, shared rather than copied.
-    Hot(Arc<Hot>),
-}
+struct SessionCheck(Rc<Result<CurrentSession, ServiceError>>);
 
 impl SessionCheck {
-    fn checked(outcome: Result<CurrentSession, ServiceError>) -> Self {
-        Self::Checked(Rc::new(outcome))
-    }
-
-    fn answer(&self) -> Result<CurrentSession, ApiError> {
-        match self {
-            Self::Checked(outcome) => answer(outcome),
-            Self::Hot(hot) => Ok(hot.session().clone()),
-        }
+    fn new(outcome: Result<CurrentSession, ServiceError>) -> Self {
+        Self(Rc::new(outcome))
     }
 }
 
@@ -260,7 +251,7 @@ impl Sessions {
         let cookie = &self.inner.cookie;
         queue_cookie(req, cookie.header(&cookie.build(new.token)));
         req.extensions_mut()
-            .insert(SessionCheck::checked(Ok(new.session.clone())));
+            .insert(SessionCheck::new(Ok(new.session.clone())));
         Ok(new.session)
     }
 
@@ -278,7 +269,7 @@ impl Sessions {
         let cookie = &self.inner.cookie;
         queue_cookie(req, cookie.header(&cookie.removal()));
         req.extensions_mut()
-            .insert(SessionCheck::checked(Err(ServiceError::NotSignedIn)));
+            .insert(SessionCheck::new(Err(ServiceError::NotSignedIn)));
         if ended {
             Ok(())
         } else {
@@ -286,8 +277,10 @@ impl Sessions {
         }
     }
 
-    /// The request's session, checked once per request (see [`CurrentSession`]); every
-    /// later call and extractor in the same request reads the first check's outcome.
+    /// The request's session (see [`CurrentSession`]). The full check runs at most once
+    /// per request: every later call and extractor in the same request reads its outcome.
+    /// A hot session (one whose full check still holds) is answered from memory by each
+    /// call, its watches and timeouts rechecked, with no store access.
     pub async fn current(&self, req: &HttpRequest) -> Result<CurrentSession, ApiError> {
         if let Some(outcome) = self.current_now(req) {
             return outcome;
@@ -297,7 +290,7 @@ impl Sessions {
             fresh => {
                 let outcome = Rc::new(fresh);
                 req.extensions_mut()
-                    .insert(SessionCheck::Checked(Rc::clone(&outcome)));
+                    .insert(SessionCheck(Rc::clone(&outcome)));
                 answer(&outcome)
             }
         }
@@ -307,26 +300,21 @@ impl Sessions {
     /// outcome, or a hot session (one whose full check still holds, see
     /// `SessionService::check_hot`). `None`: the check must run and may wait on the store.
     fn current_now(&self, req: &HttpRequest) -> Option<Result<CurrentSession, ApiError>> {
-        let hot = {
-            let ext = req.extensions();
-            if let Some(check) = ext.get::<SessionCheck>() {
-                return Some(check.answer());
-            }
-            let (_, remembered) = self.session_cookie(req)?;
-            let hot = remembered.hot?;
-            let presented = Presented {
-                hash: remembered.hash,
-                device: ext.get::<DeviceContext>()?,
-                client: client_headers(req),
-            };
-            if !self.inner.service.check_hot(&presented, &hot) {
-                return None;
-            }
-            hot
+        let ext = req.extensions();
+        if let Some(SessionCheck(outcome)) = ext.get::<SessionCheck>() {
+            return Some(answer(outcome));
+        }
+        let (_, remembered) = self.session_cookie(req)?;
+        let hot = remembered.hot?;
+        let presented = Presented {
+            hash: remembered.hash,
+            device: ext.get::<DeviceContext>()?,
+            client: client_headers(req),
         };
-        let session = hot.session().clone();
-        req.extensions_mut().insert(SessionCheck::Hot(hot));
-        Some(Ok(session))
+        self.inner
+            .service
+            .check_hot(&presented, &hot)
+            .then(|| Ok(hot.session().clone()))
     }
 
     /// The full check; the cookie value is remembered with the hot entry a pass gives, or
