@@ -326,6 +326,9 @@ impl SessionService {
             && hot.unchanged.holds(self.ctx().store())
     }
 
+    /// Every rule, reading both records; with the [`Hot`] entry the outcome allows (the
+    /// store answered both records from memory, the fingerprint matched, nothing was
+    /// written).
     async fn check_in_full(
         &self,
         presented: &Presented<'_>,

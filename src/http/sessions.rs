@@ -331,10 +331,7 @@ impl Sessions {
             client: client_headers(req),
         };
         let checked = self.inner.service.check(presented).await;
-        let hot = match &checked {
-            Ok((_, hot)) => hot.clone(),
-            Err(_) => None,
-        };
+        let hot = checked.as_ref().ok().and_then(|(_, hot)| hot.clone());
         if hot.is_some() || remembered.hot.is_some() {
             self.inner.remembered.insert(
                 value,

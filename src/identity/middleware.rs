@@ -105,11 +105,7 @@ where
                 let settings = Arc::clone(settings);
                 DeviceFuture::waiting(Box::pin(async move {
                     write.await;
-                    let mut res = service.call(req).await?;
-                    match finish(&settings, Some(tracked), &mut res) {
-                        None => Ok(res.map_into_left_body()),
-                        Some(renewal) => renewal.finish(res).await,
-                    }
+                    DeviceFuture::calling(&*service, &settings, req, Some(tracked)).await
                 }))
             }
         }
@@ -117,8 +113,6 @@ where
 }
 
 impl<S> DeviceTrackingService<S> {
-    /// Calls the wrapped service; the response leaves with `tracked`'s device cookie, if
-    /// it needs one, and the cookies the services queued.
     fn calling<B>(
         &self,
         req: ServiceRequest,
@@ -127,13 +121,7 @@ impl<S> DeviceTrackingService<S> {
     where
         S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     {
-        DeviceFuture {
-            state: State::Calling {
-                inner: self.service.call(req),
-                settings: Arc::clone(&self.settings),
-                tracked,
-            },
-        }
+        DeviceFuture::calling(&*self.service, &self.settings, req, tracked)
     }
 }
 
@@ -173,6 +161,26 @@ pin_project_lite::pin_project! {
 }
 
 impl<F, B> DeviceFuture<F, B> {
+    /// Calls `service`; the response leaves with `tracked`'s device cookie, if it needs
+    /// one, and the cookies the services queued.
+    fn calling<S>(
+        service: &S,
+        settings: &Arc<Settings>,
+        req: ServiceRequest,
+        tracked: Option<Tracked>,
+    ) -> Self
+    where
+        S: Service<ServiceRequest, Future = F>,
+    {
+        Self {
+            state: State::Calling {
+                inner: service.call(req),
+                settings: Arc::clone(settings),
+                tracked,
+            },
+        }
+    }
+
     fn waiting(future: LocalBoxFuture<Outcome<B>>) -> Self {
         Self {
             state: State::Waiting { future },
