@@ -799,20 +799,34 @@ async fn sweep_purges_ended_sessions_from_the_store() {
     }
 }
 
-/// A real store that counts the writes of session records (`sess/...`) and every read
-/// (`get`, `peek`, `peek_watched`), and hands out the watches of the store it wraps.
+/// A real store that counts the writes of session records (`sess/...`), every read
+/// (`get`, `peek`, `peek_watched`) and the `get`s alone, and hands out the watches of the
+/// store it wraps unless made `peek_only`.
 struct CountingStore {
     inner: Arc<dyn Store>,
+    watches: bool,
     session_writes: std::sync::atomic::AtomicUsize,
     reads: std::sync::atomic::AtomicUsize,
+    gets: std::sync::atomic::AtomicUsize,
 }
 
 impl CountingStore {
     fn new(inner: Arc<dyn Store>) -> Self {
         Self {
             inner,
+            watches: true,
             session_writes: std::sync::atomic::AtomicUsize::new(0),
             reads: std::sync::atomic::AtomicUsize::new(0),
+            gets: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// A store that answers `peek` but keeps no watches (`peek_watched` is `None`), as a
+    /// store without them would.
+    fn peek_only(inner: Arc<dyn Store>) -> Self {
+        Self {
+            watches: false,
+            ..Self::new(inner)
         }
     }
 
@@ -830,12 +844,17 @@ impl CountingStore {
     fn reads(&self) -> usize {
         self.reads.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    fn gets(&self) -> usize {
+        self.gets.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
 impl Store for CountingStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, actix_device::stores::StoreError> {
         self.read();
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.get(key).await
     }
     fn peek(&self, key: &[u8]) -> actix_device::stores::Peek {
@@ -844,7 +863,7 @@ impl Store for CountingStore {
     }
     fn peek_watched(&self, key: &[u8]) -> Option<(Arc<[u8]>, actix_device::stores::Watch)> {
         self.read();
-        self.inner.peek_watched(key)
+        self.watches.then(|| self.inner.peek_watched(key)).flatten()
     }
     async fn put(
         &self,
@@ -936,6 +955,27 @@ backend_tests! {
         let (status, body) = b.post(&app, "/revoke-midway").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["after"], false, "the second read still saw the session");
+        assert_eq!(b.get(&app, "/me").await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn a_warm_session_on_a_store_without_watches_is_checked_by_peeks(store) {
+        // A store that answers peeks but keeps no watches: the hot check compares the
+        // allocations its peeks hand back, so a warm session costs peeks and no get, and a
+        // change (a new allocation) sends the next request to the full check.
+        let counting = Arc::new(CountingStore::peek_only(store));
+        let env = env(counting.clone());
+        let app = app!(env);
+        let mut b = signed_in(&app, "alice", "ua").await;
+        for _ in 0..3 {
+            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+        }
+        let (reads, gets) = (counting.reads(), counting.gets());
+        for _ in 0..10 {
+            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
+        }
+        assert_eq!(counting.gets() - gets, 0, "a warm session read through get");
+        assert!(counting.reads() > reads, "the hot check peeked");
+        env.sessions.revoke_user("alice").await.unwrap();
         assert_eq!(b.get(&app, "/me").await.0, StatusCode::UNAUTHORIZED);
     }
 
