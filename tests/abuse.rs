@@ -187,6 +187,19 @@ async fn renew(control: DeviceControl) -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
+/// Signs in and renews the device id in one request: the session cookie the login queues
+/// and the renewed device cookie must both go out.
+async fn login_and_renew(
+    s: web::Data<Sessions>,
+    req: HttpRequest,
+    control: DeviceControl,
+    user: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    s.login(&req, &user).await?;
+    control.renew();
+    Ok(HttpResponse::Ok().finish())
+}
+
 async fn cart_add(cart: Cart, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(cart.add(&sku, 1, None).await?))
 }
@@ -210,6 +223,7 @@ macro_rules! app {
                 .route("/login/{user}", web::post().to(login))
                 .route("/me", web::get().to(me))
                 .route("/renew", web::post().to(renew))
+                .route("/login-renew/{user}", web::post().to(login_and_renew))
                 .route("/cart/{sku}", web::post().to(cart_add))
                 .route("/variants", web::get().to(variant))
                 .service(actix_device::DeviceApi::for_sessions(&$env.sessions).scope("/devices")),
@@ -660,6 +674,24 @@ async fn renew_carries_the_session_over_to_the_new_id() {
             (&devices[0]["id"], &devices[0]["current"]),
             (&after["device"], &json!(true))
         );
+    }
+}
+
+#[actix_web::test]
+async fn a_login_and_a_renewal_in_one_request_send_both_cookies() {
+    for (backend, store, _dir) in support::backends() {
+        eprintln!("-- on {backend}");
+        let env = env(store);
+        let app = app!(env);
+        let mut b = Client::at("192.0.2.1");
+        let before = b.get(&app, "/").await.1["device"].clone();
+        let (status, body) = b.post(&app, "/login-renew/alice").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // Signed in (the session cookie went out) on the new id (so did the device cookie).
+        let (status, me) = b.get(&app, "/me").await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        assert_eq!(me["user"], "alice");
+        assert_ne!(me["device"], before, "a new id");
     }
 }
 

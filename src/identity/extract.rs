@@ -76,19 +76,31 @@ pub(crate) struct NoConsent;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Unreadable;
 
-/// Cookies queued by services during a request; the `DeviceTracking` middleware writes
-/// them on the way out.
+/// What the way out must add to the response, left in the request by handlers and
+/// services: one entry, so the middleware looks once.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct PendingCookies(pub(crate) Vec<String>);
+pub(crate) struct Outgoing {
+    /// A handler's change to the device cookie.
+    pub(crate) action: Option<DeviceAction>,
+    /// `Set-Cookie` values queued by services.
+    pub(crate) cookies: Vec<String>,
+}
 
 /// Queues a `Set-Cookie` header value (see `CookieConfig::header`) for the response to
 /// `req`.
 pub(crate) fn queue_cookie(req: &HttpRequest, cookie: String) {
+    outgoing(req, |out| out.cookies.push(cookie));
+}
+
+/// Changes what the way out adds to the response to `req`.
+fn outgoing(req: &HttpRequest, change: impl FnOnce(&mut Outgoing)) {
     let mut ext = req.extensions_mut();
-    match ext.get_mut::<PendingCookies>() {
-        Some(pending) => pending.0.push(cookie),
+    match ext.get_mut::<Outgoing>() {
+        Some(out) => change(out),
         None => {
-            ext.insert(PendingCookies(vec![cookie]));
+            let mut out = Outgoing::default();
+            change(&mut out);
+            ext.insert(out);
         }
     }
 }
@@ -120,14 +132,14 @@ impl DeviceControl {
     /// Sends a removal cookie repeating every attribute of the original (name, path,
     /// domain, Secure, HttpOnly, SameSite), so the browser really drops it.
     pub fn forget(&self) {
-        self.req.extensions_mut().insert(DeviceAction::Forget);
+        outgoing(&self.req, |out| out.action = Some(DeviceAction::Forget));
     }
 
     /// Replaces the device id with a fresh one (a new cookie with a new id). The
     /// middleware's registry hook hears of it, so a signed-in browser keeps its session
     /// and its trust under the new id (see `DeviceTrackingBuilder::registry`).
     pub fn renew(&self) {
-        self.req.extensions_mut().insert(DeviceAction::Renew);
+        outgoing(&self.req, |out| out.action = Some(DeviceAction::Renew));
     }
 }
 

@@ -21,7 +21,7 @@ use crate::identity::cookie_header::visit_values;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
 use crate::identity::extract::{
-    DeviceAction, DeviceContext, NoConsent, PendingCookies, Reissue, Unreadable,
+    DeviceAction, DeviceContext, NoConsent, Outgoing, Reissue, Unreadable,
 };
 use crate::identity::token::{Rejected, Token};
 
@@ -39,7 +39,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(DeviceTrackingService {
             service: Rc::new(service),
-            settings: Arc::clone(&self.settings),
+            settings: Rc::new(Arc::clone(&self.settings)),
         }))
     }
 }
@@ -48,8 +48,13 @@ where
 #[doc(hidden)]
 pub struct DeviceTrackingService<S> {
     service: Rc<S>,
-    settings: Arc<Settings>,
+    settings: WorkerSettings,
 }
+
+/// The settings as one worker holds them. Each request's future keeps a clone, and a
+/// worker's services and futures never leave its thread, so the clone is a plain count
+/// rather than the atomic one of the `Arc` the workers share.
+type WorkerSettings = Rc<Arc<Settings>>;
 
 impl<S> std::fmt::Debug for DeviceTrackingService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,7 +107,7 @@ where
             None => self.calling(req, Some(tracked)),
             Some(write) => {
                 let service = Rc::clone(&self.service);
-                let settings = Arc::clone(settings);
+                let settings = Rc::clone(&self.settings);
                 DeviceFuture::waiting(Box::pin(async move {
                     write.await;
                     DeviceFuture::calling(&*service, &settings, req, Some(tracked)).await
@@ -151,7 +156,7 @@ pin_project_lite::pin_project! {
         Calling {
             #[pin]
             inner: F,
-            settings: Arc<Settings>,
+            settings: WorkerSettings,
             tracked: Option<Tracked>,
         },
         Waiting {
@@ -165,7 +170,7 @@ impl<F, B> DeviceFuture<F, B> {
     /// one, and the cookies the services queued.
     fn calling<S>(
         service: &S,
-        settings: &Arc<Settings>,
+        settings: &WorkerSettings,
         req: ServiceRequest,
         tracked: Option<Tracked>,
     ) -> Self
@@ -175,7 +180,7 @@ impl<F, B> DeviceFuture<F, B> {
         Self {
             state: State::Calling {
                 inner: service.call(req),
-                settings: Arc::clone(settings),
+                settings: Rc::clone(settings),
                 tracked,
             },
         }
@@ -224,13 +229,20 @@ struct Renewal {
     settings: Arc<Settings>,
     registry: Arc<dyn DeviceObserver>,
     tracked: Tracked,
+    /// The cookies the services queued, which go out with the new one.
+    queued: Vec<String>,
 }
 
 impl Renewal {
     async fn finish<B: MessageBody>(self, mut res: ServiceResponse<B>) -> Outcome<B> {
         let (id, cookie) = fresh_cookie(&self.settings, self.tracked.now);
         self.registry.renewed(self.tracked.id, id).await;
-        write_cookies(&mut res, Some(cookie), self.settings.cache_control);
+        write_cookies(
+            &mut res,
+            Some(cookie),
+            self.queued,
+            self.settings.cache_control,
+        );
         Ok(res.map_into_left_body())
     }
 }
@@ -242,20 +254,30 @@ fn finish<B>(
     tracked: Option<Tracked>,
     res: &mut ServiceResponse<B>,
 ) -> Option<Renewal> {
+    let Outgoing { action, cookies } = res
+        .request()
+        .extensions_mut()
+        .remove::<Outgoing>()
+        .unwrap_or_default();
     let cache = settings.cache_control;
     let Some(tracked) = tracked else {
-        write_cookies(res, None, cache);
+        write_cookies(res, None, cookies, cache);
         return None;
     };
-    let action = res.request().extensions_mut().remove::<DeviceAction>();
     if let (Some(DeviceAction::Renew), Some(registry)) = (action, &settings.registry) {
         return Some(Renewal {
             settings: Arc::clone(settings),
             registry: Arc::clone(registry),
             tracked,
+            queued: cookies,
         });
     }
-    write_cookies(res, outgoing_cookie(settings, tracked, action), cache);
+    write_cookies(
+        res,
+        outgoing_cookie(settings, tracked, action),
+        cookies,
+        cache,
+    );
     None
 }
 
@@ -435,15 +457,15 @@ fn fresh_cookie(settings: &Settings, now: u64) -> (DeviceId, String) {
 fn write_cookies<B>(
     res: &mut ServiceResponse<B>,
     device_cookie: Option<String>,
+    queued: Vec<String>,
     cache: CacheControl,
 ) {
-    let queued = res.request().extensions_mut().remove::<PendingCookies>();
+    if device_cookie.is_none() && queued.is_empty() {
+        return;
+    }
     let headers = res.response_mut().headers_mut();
     let mut wrote = false;
-    for cookie in device_cookie
-        .into_iter()
-        .chain(queued.into_iter().flat_map(|q| q.0))
-    {
+    for cookie in device_cookie.into_iter().chain(queued) {
         match HeaderValue::try_from(cookie) {
             Ok(value) => {
                 headers.append(SET_COOKIE, value);
