@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::core::audit::{self, AuditKind, AuditPage};
@@ -31,8 +32,13 @@ const MAX_USER_AGENT: usize = 256;
 const MAX_USER_ID: usize = 256;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_HISTORY: usize = 16;
-/// Throttle entries kept in memory before stale ones are dropped.
+/// Throttle entries kept in memory before stale ones are dropped, in all: each shard
+/// holds at most its share.
 const MAX_THROTTLE_ENTRIES: usize = 100_000;
+/// Shards of the touch throttle. Every request of a returning device locks one, so the
+/// workers of a many-core server meet on a lock a sixteenth as often, and a full shard's
+/// sweep holds up only the devices that hash to it.
+const THROTTLE_SHARDS: usize = 16;
 /// How long an erased device's tombstone stops a late touch from recreating its record.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -99,7 +105,7 @@ impl DevicesBuilder {
             inner: Arc::new(DevicesInner {
                 context: self.context,
                 config: self.config,
-                throttle: Mutex::new(HashMap::default()),
+                throttle: Throttle::default(),
                 writes: AtomicU64::new(0),
             }),
         }
@@ -114,11 +120,49 @@ struct Pending {
 struct DevicesInner {
     context: ServiceContext,
     config: Config,
-    /// On the middleware's path the ids come from verified cookies or were minted here,
-    /// not chosen by a client; the map is bounded (`MAX_THROTTLE_ENTRIES`) and its hash
-    /// seeded per process, so a fast hash is enough.
-    throttle: Mutex<HashMap<DeviceId, Pending, foldhash::fast::RandomState>>,
+    throttle: Throttle,
     writes: AtomicU64,
+}
+
+/// Per device, the requests counted since its last touch write. On the middleware's path
+/// the ids come from verified cookies or were minted here, not chosen by a client; every
+/// shard is bounded and the hashes are seeded per process, so a fast hash is enough.
+struct Throttle {
+    shards: Box<[ThrottleShard]>,
+    /// Picks a device's shard.
+    hasher: foldhash::fast::RandomState,
+}
+
+/// One shard of the throttle, on cache lines of its own: two locks on one line would
+/// make the workers' caches trade it as if they shared one lock.
+#[derive(Default)]
+#[repr(align(128))]
+struct ThrottleShard(Mutex<HashMap<DeviceId, Pending, foldhash::fast::RandomState>>);
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            shards: (0..THROTTLE_SHARDS)
+                .map(|_| ThrottleShard::default())
+                .collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+impl Throttle {
+    /// The shard of `id`, locked. A poisoned shard is still a consistent map: nothing
+    /// panics while it is held.
+    fn shard(
+        &self,
+        id: &DeviceId,
+    ) -> MutexGuard<'_, HashMap<DeviceId, Pending, foldhash::fast::RandomState>> {
+        let at = usize::try_from(self.hasher.hash_one(id) % THROTTLE_SHARDS as u64).unwrap_or(0);
+        self.shards[at]
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The device registry. Cheap to clone; clones share state.
@@ -288,19 +332,16 @@ impl Devices {
     /// The requests counted for `id` since its last write, if a write is due now.
     fn take_due(&self, id: DeviceId, now: u64) -> Option<u64> {
         let interval = millis(self.inner.config.touch_interval);
-        let mut map = self
-            .inner
-            .throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= MAX_THROTTLE_ENTRIES {
+        let mut map = self.inner.throttle.shard(&id);
+        let bound = MAX_THROTTLE_ENTRIES / THROTTLE_SHARDS;
+        if map.len() >= bound {
             map.retain(|_, p| {
                 p.last_write
                     .is_some_and(|at| now.saturating_sub(at) < interval)
             });
-            if map.len() >= MAX_THROTTLE_ENTRIES {
+            if map.len() >= bound {
                 // Still full of devices active within the interval: start over rather than
-                // scan the whole map on every request. The cost is one extra write per
+                // scan the whole shard on every request. The cost is one extra write per
                 // device; visits counted but not yet written are lost.
                 map.clear();
             }
@@ -952,4 +993,35 @@ fn truncate_user_agent(ua: &str) -> String {
         end -= 1;
     }
     ua[..end].to_owned()
+}
+
+#[cfg(all(test, feature = "moka"))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn the_touch_throttle_stays_within_its_bound() {
+        let store: Arc<dyn crate::stores::Store> =
+            Arc::new(crate::stores::MokaStore::builder().build());
+        let devices = Devices::new(&ServiceContext::new(store));
+        let now = 1_000_000;
+        // Three times the bound, every one active within the interval: the sweeps find
+        // nothing stale and each full shard starts over.
+        let ids = 3 * u128::try_from(MAX_THROTTLE_ENTRIES).unwrap();
+        for i in 0..ids {
+            let id = DeviceId::from_bytes(i.to_be_bytes());
+            assert_eq!(devices.take_due(id, now), Some(1), "a first request is due");
+        }
+        let bound = MAX_THROTTLE_ENTRIES / THROTTLE_SHARDS;
+        let mut held = 0;
+        for shard in devices.inner.throttle.shards.iter() {
+            let len = shard.0.lock().unwrap().len();
+            assert!(len <= bound, "a shard holds {len}, more than {bound}");
+            assert!(len > 0, "every shard takes its share of the ids");
+            held += len;
+        }
+        assert!(held <= MAX_THROTTLE_ENTRIES, "{held} entries in all");
+    }
 }
