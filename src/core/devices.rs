@@ -10,7 +10,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use crate::core::audit::{self, AuditKind, AuditPage};
@@ -27,18 +27,15 @@ use crate::identity::client::RequestInfo;
 use crate::identity::config::{DeviceObserver, ObserverFuture};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::DeviceContext;
+use crate::identity::shards::{Shards, SHARDS};
 
 const MAX_USER_AGENT: usize = 256;
 const MAX_USER_ID: usize = 256;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_HISTORY: usize = 16;
 /// Throttle entries kept in memory before stale ones are dropped, in all: each shard
-/// holds at most its share.
+/// holds at most its share, and a full shard's sweep holds up only its own devices.
 const MAX_THROTTLE_ENTRIES: usize = 100_000;
-/// Shards of the touch throttle. Every request of a returning device locks one, so the
-/// workers of a many-core server meet on a lock a sixteenth as often, and a full shard's
-/// sweep holds up only the devices that hash to it.
-const THROTTLE_SHARDS: usize = 16;
 /// How long an erased device's tombstone stops a late touch from recreating its record.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -127,41 +124,19 @@ struct DevicesInner {
 /// Per device, the requests counted since its last touch write. On the middleware's path
 /// the ids come from verified cookies or were minted here, not chosen by a client; every
 /// shard is bounded and the hashes are seeded per process, so a fast hash is enough.
+#[derive(Default)]
 struct Throttle {
-    shards: Box<[ThrottleShard]>,
+    shards: Shards<ThrottleMap>,
     /// Picks a device's shard.
     hasher: foldhash::fast::RandomState,
 }
 
-/// One shard of the throttle, on cache lines of its own: two locks on one line would
-/// make the workers' caches trade it as if they shared one lock.
-#[derive(Default)]
-#[repr(align(128))]
-struct ThrottleShard(Mutex<HashMap<DeviceId, Pending, foldhash::fast::RandomState>>);
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Self {
-            shards: (0..THROTTLE_SHARDS)
-                .map(|_| ThrottleShard::default())
-                .collect(),
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-}
+type ThrottleMap = HashMap<DeviceId, Pending, foldhash::fast::RandomState>;
 
 impl Throttle {
-    /// The shard of `id`, locked. A poisoned shard is still a consistent map: nothing
-    /// panics while it is held.
-    fn shard(
-        &self,
-        id: &DeviceId,
-    ) -> MutexGuard<'_, HashMap<DeviceId, Pending, foldhash::fast::RandomState>> {
-        let at = usize::try_from(self.hasher.hash_one(id) % THROTTLE_SHARDS as u64).unwrap_or(0);
-        self.shards[at]
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The shard of `id`, locked.
+    fn shard(&self, id: &DeviceId) -> MutexGuard<'_, ThrottleMap> {
+        self.shards.lock(self.hasher.hash_one(id))
     }
 }
 
@@ -333,7 +308,7 @@ impl Devices {
     fn take_due(&self, id: DeviceId, now: u64) -> Option<u64> {
         let interval = millis(self.inner.config.touch_interval);
         let mut map = self.inner.throttle.shard(&id);
-        let bound = MAX_THROTTLE_ENTRIES / THROTTLE_SHARDS;
+        let bound = MAX_THROTTLE_ENTRIES / SHARDS;
         if map.len() >= bound {
             map.retain(|_, p| {
                 p.last_write
@@ -1014,10 +989,10 @@ mod tests {
             let id = DeviceId::from_bytes(i.to_be_bytes());
             assert_eq!(devices.take_due(id, now), Some(1), "a first request is due");
         }
-        let bound = MAX_THROTTLE_ENTRIES / THROTTLE_SHARDS;
+        let bound = MAX_THROTTLE_ENTRIES / SHARDS;
         let mut held = 0;
-        for shard in devices.inner.throttle.shards.iter() {
-            let len = shard.0.lock().unwrap().len();
+        for shard in devices.inner.throttle.shards.each() {
+            let len = shard.len();
             assert!(len <= bound, "a shard holds {len}, more than {bound}");
             assert!(len > 0, "every shard takes its share of the ids");
             held += len;

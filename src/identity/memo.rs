@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::{Mutex, PoisonError};
+
+use crate::identity::shards::{Shards, SHARDS};
 
 /// Entries held in all (a few hundred bytes each at most: device tokens are bounded by
 /// `MAX_TOKEN_LEN`, session tokens have a fixed length).
 const CAPACITY: usize = 16 * 1024;
-const SHARDS: usize = 16;
 
 /// A seeded hash of the bytes (foldhash, its seed random per process), used whole as the
 /// map key: no second hash per lookup. Two values with one hash share a slot and only
@@ -30,14 +30,14 @@ const SHARDS: usize = 16;
 type Shard<T> = HashMap<u64, (Box<[u8]>, T), BuildHasherDefault<PassThrough>>;
 
 pub(crate) struct Memo<T> {
-    shards: Box<[Mutex<Shard<T>>]>,
+    shards: Shards<Shard<T>>,
     hasher: foldhash::fast::RandomState,
 }
 
 impl<T> Default for Memo<T> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: Shards::default(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -45,12 +45,7 @@ impl<T> Default for Memo<T> {
 
 impl<T: Clone> Memo<T> {
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard<T>> {
-        // A poisoned shard is still a consistent map: nothing panics while it is held.
-        // Bits the map does not use: hashbrown takes the low bits for the bucket and the
-        // top seven for its tags.
-        self.shards[(hash >> 32) as usize % SHARDS]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shards.lock(hash)
     }
 
     /// What `value` was derived to before; otherwise `derive` runs (with no lock held)
@@ -93,10 +88,7 @@ impl<T: Clone> Memo<T> {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.shards.each().map(|s| s.len()).sum()
     }
 }
 

@@ -16,4 +16,5 @@ pub(crate) mod keyring;
 pub(crate) mod memo;
 pub(crate) mod metrics;
 pub(crate) mod middleware;
+pub(crate) mod shards;
 pub mod token;
