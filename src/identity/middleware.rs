@@ -460,9 +460,6 @@ fn write_cookies<B>(
     queued: Vec<String>,
     cache: CacheControl,
 ) {
-    if device_cookie.is_none() && queued.is_empty() {
-        return;
-    }
     let headers = res.response_mut().headers_mut();
     let mut wrote = false;
     for cookie in device_cookie.into_iter().chain(queued) {
