@@ -20,6 +20,10 @@
 //! what actix users pick for sign-in (it cannot revoke a session on the server). Their
 //! browsers log in once before the runs; they are left out of the first-visit table.
 
+mod support;
+
+use support::{env_num, median};
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -327,18 +331,6 @@ struct Ratio {
     rps: f64,
     p99: f64,
     steady: bool,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

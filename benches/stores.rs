@@ -29,6 +29,10 @@
 //! get, 4 tasks` rows read through the cache from four tasks at once on the two workers
 //! (contention on the shard locks), as ns per get of the whole run.
 
+mod support;
+
+use support::{env_num, median};
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,13 +43,6 @@ use actix_device_store::ReadCacheConfig;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Median nanoseconds per operation over `rounds` rounds of `n` calls of `f`.
 async fn measure<F, Fut>(rounds: usize, n: usize, mut f: F) -> f64
@@ -61,8 +58,7 @@ where
         }
         per_op.push(start.elapsed().as_nanos() as f64 / n as f64);
     }
-    per_op.sort_by(f64::total_cmp);
-    per_op[per_op.len() / 2]
+    median(per_op)
 }
 
 /// Median ns of `get` over the 1000 preloaded keys, after one warm-up pass over them.
@@ -113,8 +109,7 @@ async fn concurrent_get_ns<S: Store + Clone>(s: &S, rounds: usize, n: usize) -> 
         }
         per_op.push(start.elapsed().as_nanos() as f64 / (4 * n) as f64);
     }
-    per_op.sort_by(f64::total_cmp);
-    per_op[per_op.len() / 2]
+    median(per_op)
 }
 
 fn key(i: usize) -> [u8; 12] {
@@ -611,9 +606,7 @@ async fn main() {
         }
         single.push((writers * per_writer) as f64 / start.elapsed().as_secs_f64());
     }
-    group.sort_by(f64::total_cmp);
-    single.sort_by(f64::total_cmp);
-    let (g, s) = (group[1], single[1]);
+    let (g, s) = (median(group), median(single));
     println!(
         "\nredb, {writers} concurrent writers x {per_writer} durable puts (median of 3):\n  group commit (RedbStore) {g:>10.0} puts/s\n  one commit per write     {s:>10.0} puts/s\n  ratio                    {:>10.2}x  (goal >= 5x)",
         g / s
@@ -940,10 +933,6 @@ where
             a.push(measure(1, n, &mut ours).await);
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     Row {
         what: what.into(),
         ours: median(a),

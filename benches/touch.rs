@@ -13,6 +13,10 @@
 //! two-thread figure over its one-thread figure. With fewer than two cores the two
 //! threads take turns and the ratio says nothing.
 
+mod support;
+
+use support::{env_num, median};
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,18 +46,6 @@ fn run(devices: &Devices, threads: u64, n: u64) -> f64 {
         }
     });
     start.elapsed().as_nanos() as f64 / n as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {
