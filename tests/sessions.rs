@@ -271,6 +271,19 @@ where
     b
 }
 
+/// A few signed-in requests, each answered: the session's check has passed and, on a
+/// store that can, it is hot.
+async fn warm<S, B>(app: &S, b: &mut Browser)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    for _ in 0..4 {
+        let (status, body) = b.get(app, "/me").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
 backend_tests! {
     async fn login_then_current_session(store) {
         let env = env(store);
@@ -309,17 +322,6 @@ backend_tests! {
         // Each case warms the session first (several checks in a row, so a store that
         // answers from memory has it in its read cache and the check has remembered the
         // outcome), then changes one thing the outcome depends on.
-        async fn warm<S, B>(app: &S, b: &mut Browser)
-        where
-            S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-            B: actix_web::body::MessageBody,
-        {
-            for _ in 0..4 {
-                let (status, body) = b.get(app, "/me").await;
-                assert_eq!(status, StatusCode::OK, "{body}");
-            }
-        }
-
         // The user's other device revokes this one.
         let env = env(store.clone());
         let app = app!(env);
@@ -949,9 +951,7 @@ backend_tests! {
         let env = env(store);
         let app = app!(env);
         let mut b = signed_in(&app, "alice", "ua").await;
-        for _ in 0..3 {
-            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
-        }
+        warm(&app, &mut b).await;
         let (status, body) = b.post(&app, "/revoke-midway").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["after"], false, "the second read still saw the session");
@@ -966,9 +966,7 @@ backend_tests! {
         let env = env(counting.clone());
         let app = app!(env);
         let mut b = signed_in(&app, "alice", "ua").await;
-        for _ in 0..3 {
-            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
-        }
+        warm(&app, &mut b).await;
         let (reads, gets) = (counting.reads(), counting.gets());
         for _ in 0..10 {
             assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
@@ -987,9 +985,7 @@ backend_tests! {
         let env = env(counting.clone());
         let app = app!(env);
         let mut b = signed_in(&app, "alice", "ua").await;
-        for _ in 0..3 {
-            assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
-        }
+        warm(&app, &mut b).await;
         let before = counting.reads();
         for _ in 0..10 {
             assert_eq!(b.get(&app, "/me").await.0, StatusCode::OK);
