@@ -260,6 +260,10 @@ fn finish<B>(
         .remove::<Outgoing>()
         .unwrap_or_default();
     let cache = settings.cache_control;
+    // Most responses carry nothing: a returning browser whose cookie stays as it is.
+    if action.is_none() && cookies.is_empty() && tracked.is_none_or(|t| t.reissue.is_none()) {
+        return None;
+    }
     let Some(tracked) = tracked else {
         write_cookies(res, None, cookies, cache);
         return None;
