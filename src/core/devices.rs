@@ -27,7 +27,7 @@ use crate::identity::client::RequestInfo;
 use crate::identity::config::{DeviceObserver, ObserverFuture};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::DeviceContext;
-use crate::identity::shards::{Shards, SHARDS};
+use crate::identity::shards::{ByHash, Shards, SHARDS};
 
 const MAX_USER_AGENT: usize = 256;
 const MAX_USER_ID: usize = 256;
@@ -114,6 +114,13 @@ struct Pending {
     uncounted: u64,
 }
 
+impl Pending {
+    const NONE: Self = Self {
+        last_write: None,
+        uncounted: 0,
+    };
+}
+
 struct DevicesInner {
     context: ServiceContext,
     config: Config,
@@ -131,12 +138,15 @@ struct Throttle {
     hasher: foldhash::fast::RandomState,
 }
 
-type ThrottleMap = HashMap<DeviceId, Pending, foldhash::fast::RandomState>;
+/// Keyed by the seeded hash that picked the shard; the id beside each entry tells apart
+/// two devices with one hash.
+type ThrottleMap = ByHash<(DeviceId, Pending)>;
 
 impl Throttle {
-    /// The shard of `id`, locked.
-    fn shard(&self, id: &DeviceId) -> MutexGuard<'_, ThrottleMap> {
-        self.shards.lock(self.hasher.hash_one(id))
+    /// The hash of `id` and its shard, locked.
+    fn shard(&self, id: &DeviceId) -> (u64, MutexGuard<'_, ThrottleMap>) {
+        let hash = self.hasher.hash_one(id);
+        (hash, self.shards.lock(hash))
     }
 }
 
@@ -307,10 +317,10 @@ impl Devices {
     /// The requests counted for `id` since its last write, if a write is due now.
     fn take_due(&self, id: DeviceId, now: u64) -> Option<u64> {
         let interval = millis(self.inner.config.touch_interval);
-        let mut map = self.inner.throttle.shard(&id);
+        let (hash, mut map) = self.inner.throttle.shard(&id);
         let bound = MAX_THROTTLE_ENTRIES / SHARDS;
         if map.len() >= bound {
-            map.retain(|_, p| {
+            map.retain(|_, (_, p)| {
                 p.last_write
                     .is_some_and(|at| now.saturating_sub(at) < interval)
             });
@@ -321,10 +331,12 @@ impl Devices {
                 map.clear();
             }
         }
-        let pending = map.entry(id).or_insert(Pending {
-            last_write: None,
-            uncounted: 0,
-        });
+        let (owner, pending) = map.entry(hash).or_insert((id, Pending::NONE));
+        if *owner != id {
+            // Another device with the same 64-bit seeded hash: it gives up the slot, which
+            // costs it one write sooner than its interval and the visits not yet written.
+            (*owner, *pending) = (id, Pending::NONE);
+        }
         pending.uncounted += 1;
         if pending
             .last_write
@@ -976,11 +988,42 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn the_touch_throttle_stays_within_its_bound() {
+    /// A registry on a fresh in-memory store.
+    fn registry() -> Devices {
         let store: Arc<dyn crate::stores::Store> =
             Arc::new(crate::stores::MokaStore::builder().build());
-        let devices = Devices::new(&ServiceContext::new(store));
+        Devices::new(&ServiceContext::new(store))
+    }
+
+    #[test]
+    fn a_device_sharing_a_throttle_slot_takes_it_over() {
+        let devices = registry();
+        let now = 1_000_000;
+        let (a, b) = (DeviceId::from_bytes([1; 16]), DeviceId::from_bytes([2; 16]));
+        // No two ids are known to share a seeded hash, so `b` is put in `a`'s slot: what a
+        // collision would leave there, with a write just made and visits counted.
+        {
+            let (hash, mut map) = devices.inner.throttle.shard(&a);
+            let written = Pending {
+                last_write: Some(now),
+                uncounted: 7,
+            };
+            map.insert(hash, (b, written));
+        }
+        assert_eq!(
+            devices.take_due(a, now),
+            Some(1),
+            "a's first request is due"
+        );
+        assert_eq!(devices.take_due(a, now + 1), None, "then a is throttled");
+        let (hash, map) = devices.inner.throttle.shard(&a);
+        let (owner, pending) = &map[&hash];
+        assert_eq!((*owner, pending.uncounted), (a, 1));
+    }
+
+    #[test]
+    fn the_touch_throttle_stays_within_its_bound() {
+        let devices = registry();
         let now = 1_000_000;
         // Three times the bound, every one active within the interval: the sweeps find
         // nothing stale and each full shard starts over.

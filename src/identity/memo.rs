@@ -14,10 +14,9 @@
 //! someone who already holds that token. Memory is bounded: past its share a shard drops
 //! an arbitrary entry. Tokens are held only in this process's memory, never in a store.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
-use crate::identity::shards::{Shards, SHARDS};
+use crate::identity::shards::{ByHash, Shards, SHARDS};
 
 /// Entries held in all (a few hundred bytes each at most: device tokens are bounded by
 /// `MAX_TOKEN_LEN`, session tokens have a fixed length).
@@ -27,7 +26,7 @@ const CAPACITY: usize = 16 * 1024;
 /// map key: no second hash per lookup. Two values with one hash share a slot and only
 /// make each other miss; a shard holds at most `CAPACITY / SHARDS` entries, which bounds
 /// what a crowd of colliding values could cost a lookup.
-type Shard<T> = HashMap<u64, (Box<[u8]>, T), BuildHasherDefault<PassThrough>>;
+type Shard<T> = ByHash<(Box<[u8]>, T)>;
 
 pub(crate) struct Memo<T> {
     shards: Shards<Shard<T>>,
@@ -89,24 +88,6 @@ impl<T: Clone> Memo<T> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.shards.each().map(|s| s.len()).sum()
-    }
-}
-
-/// The map key is already a keyed hash: pass it through.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 

@@ -3,6 +3,8 @@
 //! its key hashes to, so the workers of a many-core server meet on a lock a sixteenth as
 //! often, and work on a whole shard (a sweep) holds up only its own keys.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// How many shards.
@@ -43,5 +45,28 @@ impl<T> Shards<T> {
         self.shards
             .iter()
             .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// A map keyed by a seeded hash the caller already took (the one that picked the shard):
+/// its hasher passes the key through, so a lookup hashes once. Two keys with one hash
+/// share a slot; the value holds what tells them apart.
+pub(crate) type ByHash<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+
+/// The hasher of [`ByHash`]: the key is already a keyed hash.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
