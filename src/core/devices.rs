@@ -134,7 +134,7 @@ struct DevicesInner {
 #[derive(Default)]
 struct Throttle {
     shards: Shards<ThrottleMap>,
-    /// Picks a device's shard.
+    /// Picks a device's shard, and keys its entry there.
     hasher: foldhash::fast::RandomState,
 }
 
