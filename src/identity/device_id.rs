@@ -87,7 +87,7 @@ impl DeviceId {
         };
         // Every digit through one table, the errors folded into one check: a plain cookie
         // the token memo has not seen and every id read from JSON parse here, and a
-        // branch per character cost four times as much (899 instructions, now 223).
+        // branch per character made a plain decode cost 899 instructions (now 259).
         let mut bytes = [0u8; 16];
         let mut invalid = 0;
         for (byte, at) in bytes.iter_mut().zip(DIGIT_PAIRS) {
