@@ -107,6 +107,22 @@ fn absorb<B>(jar: &mut Vec<String>, res: &actix_web::dev::ServiceResponse<B>) {
     }
 }
 
+/// Whether the browser carries other sites' usual cookies in front of ours (a `-crowded`
+/// variant): twenty analytics and consent cookies, about 700 bytes.
+static CROWDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `cookie`, behind the crowd when the variant asks for one.
+fn crowd(cookie: String) -> String {
+    if !CROWDED.load(std::sync::atomic::Ordering::Relaxed) {
+        return cookie;
+    }
+    let mut header: String = (0..20)
+        .map(|i| format!("_ga_{i:02}=GS1.1.1733212345.12.1.1733212399.0; "))
+        .collect();
+    header.push_str(&cookie);
+    header
+}
+
 macro_rules! measure {
     ($rt:expr, $app:expr, $returning:expr, $n:expr) => {
         measure!($rt, $app, $returning, $n, false)
@@ -132,7 +148,7 @@ macro_rules! measure {
         } else {
             Some(jar.join("; "))
         };
-        let cookie = if $returning { cookie } else { None };
+        let cookie = if $returning { cookie.map(crowd) } else { None };
         // Warm-up (not collected).
         for _ in 0..200 {
             let mut req = test::TestRequest::get().uri("/");
@@ -154,6 +170,9 @@ fn main() {
     let variant = args.get(1).map(String::as_str).unwrap_or("bare");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000);
     let returning = !variant.ends_with("-new");
+    let crowded = variant.ends_with("-crowded");
+    CROWDED.store(crowded, std::sync::atomic::Ordering::Relaxed);
+    let variant = variant.trim_end_matches("-crowded");
     let rt = actix_web::rt::System::new();
     let key = actix_web::cookie::Key::from(&[9u8; 64]);
     match variant.trim_end_matches("-new") {

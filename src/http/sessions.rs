@@ -28,7 +28,7 @@ use crate::http::guard::CrossSiteGuard;
 use crate::identity::client::RequestInfo;
 use crate::identity::config::{DeviceObserver, ObserverFuture};
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
-use crate::identity::cookie_header::{visit_values, HeaderLimits};
+use crate::identity::cookie_header::{CookieName, HeaderLimits};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::{lookup, queue_cookie, DeviceContext};
 use crate::identity::memo::Memo;
@@ -113,6 +113,7 @@ impl SessionsBuilder {
         Ok(Sessions {
             inner: Arc::new(SessionsInner {
                 service: SessionService::new(self.devices, self.carts, self.config),
+                cookie_name: CookieName::new(cookie.name().as_bytes()),
                 cookie,
                 guard: self.guard,
                 limits: self.limits,
@@ -127,6 +128,8 @@ cookie_setters!(SessionsBuilder);
 struct SessionsInner {
     service: SessionService,
     cookie: CookieConfig,
+    /// The cookie's name, made ready for reading the `Cookie` header.
+    cookie_name: CookieName,
     guard: Option<CrossSiteGuard>,
     limits: HeaderLimits,
     /// Session cookie values seen before (see `identity::memo`): their hash, and the hot
@@ -376,18 +379,19 @@ impl Sessions {
     /// The first well-formed session cookie of the request, and what is remembered of it.
     fn session_cookie<'r>(&self, req: &'r HttpRequest) -> Option<(&'r [u8], Remembered)> {
         let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
-        let name = self.inner.cookie.name().as_bytes();
         let mut found = None;
-        visit_values(headers, name, self.inner.limits, |value| {
-            found = (self.inner.remembered)
-                .get_or_derive(value, || {
-                    let hash = token_hash(value).ok_or(())?;
-                    Ok::<_, ()>(Remembered { hash, hot: None })
-                })
-                .ok()
-                .map(|remembered| (value, remembered));
-            found.is_none()
-        });
+        self.inner
+            .cookie_name
+            .visit(headers, self.inner.limits, |value| {
+                found = (self.inner.remembered)
+                    .get_or_derive(value, || {
+                        let hash = token_hash(value).ok_or(())?;
+                        Ok::<_, ()>(Remembered { hash, hot: None })
+                    })
+                    .ok()
+                    .map(|remembered| (value, remembered));
+                found.is_none()
+            });
         found
     }
 }

@@ -11,7 +11,7 @@ use actix_web::dev::ServiceRequest;
 
 use crate::identity::client::{RequestInfo, TrustedProxies};
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
-use crate::identity::cookie_header::HeaderLimits;
+use crate::identity::cookie_header::{CookieName, HeaderLimits};
 use crate::identity::device_id::{DeviceId, IdGenerator, SharedGenerator, UuidV7};
 use crate::identity::extract::DeviceContext;
 use crate::identity::keyring::Keyring;
@@ -79,6 +79,8 @@ pub type ConsentFn = dyn Fn(&ServiceRequest) -> bool + Send + Sync;
 
 pub(crate) struct Settings {
     pub(crate) cookie: CookieConfig,
+    /// The cookie's name, made ready for reading the `Cookie` header.
+    pub(crate) cookie_name: CookieName,
     pub(crate) codec: TokenCodec,
     pub(crate) generator: SharedGenerator,
     pub(crate) refresh_age: Duration,
@@ -319,6 +321,7 @@ impl DeviceTrackingBuilder {
         .with_lifetime(self.token_lifetime);
         Ok(DeviceTracking {
             settings: Arc::new(Settings {
+                cookie_name: CookieName::new(cookie.name().as_bytes()),
                 cookie,
                 codec,
                 generator: self.generator,

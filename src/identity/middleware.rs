@@ -17,7 +17,6 @@ use crate::identity::client::RequestInfo;
 use crate::identity::config::{
     CacheControl, DeviceObserver, DeviceTracking, ObserverFuture, RejectPolicy, Settings,
 };
-use crate::identity::cookie_header::visit_values;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
 use crate::identity::extract::{
@@ -306,22 +305,23 @@ fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
     let mut first: Option<Token> = None;
     let mut others = Vec::new();
     let mut first_rejection = None;
-    let name = settings.cookie.name().as_bytes();
-    let complete = visit_values(headers, name, settings.limits, |value| {
-        match settings.decode(value, now) {
-            Ok(token) => match &first {
-                None => first = Some(token),
-                Some(f) if f.id != token.id && !others.contains(&token.id) => {
-                    others.push(token.id);
+    let complete = settings
+        .cookie_name
+        .visit(headers, settings.limits, |value| {
+            match settings.decode(value, now) {
+                Ok(token) => match &first {
+                    None => first = Some(token),
+                    Some(f) if f.id != token.id && !others.contains(&token.id) => {
+                        others.push(token.id);
+                    }
+                    Some(_) => {}
+                },
+                Err(reason) => {
+                    first_rejection.get_or_insert(reason);
                 }
-                Some(_) => {}
-            },
-            Err(reason) => {
-                first_rejection.get_or_insert(reason);
             }
-        }
-        true
-    });
+            true
+        });
     let client_ip = settings
         .proxies
         .client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
