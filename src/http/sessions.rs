@@ -129,7 +129,7 @@ struct SessionsInner {
     service: SessionService,
     cookie: CookieConfig,
     /// The cookie's name, made ready for reading the `Cookie` header.
-    cookie_name: CookieName,
+    cookie_name: CookieName<'static>,
     guard: Option<CrossSiteGuard>,
     limits: HeaderLimits,
     /// Session cookie values seen before (see `identity::memo`): their hash, and the hot

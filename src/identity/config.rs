@@ -80,7 +80,7 @@ pub type ConsentFn = dyn Fn(&ServiceRequest) -> bool + Send + Sync;
 pub(crate) struct Settings {
     pub(crate) cookie: CookieConfig,
     /// The cookie's name, made ready for reading the `Cookie` header.
-    pub(crate) cookie_name: CookieName,
+    pub(crate) cookie_name: CookieName<'static>,
     pub(crate) codec: TokenCodec,
     pub(crate) generator: SharedGenerator,
     pub(crate) refresh_age: Duration,

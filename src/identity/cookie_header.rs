@@ -5,6 +5,9 @@
 //! of the `__Host-` prefix (a sibling subdomain can set the encoded name, but never the
 //! real one). This reader never decodes: the name on the wire is the name.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 /// Bounds on how much of the `Cookie` headers one lookup reads.
 ///
 /// Only bytes count: a browser carrying dozens of unrelated cookies (analytics, consent,
@@ -78,7 +81,7 @@ pub fn visit_values<'h, I>(
 where
     I: IntoIterator<Item = &'h [u8]>,
 {
-    CookieName::new(name).visit(headers, limits, visit)
+    CookieName::borrowed(name).visit(headers, limits, visit)
 }
 
 /// Headers this long or longer are read by searching for the name; shorter ones pair by
@@ -88,7 +91,7 @@ where
 const SEARCH_FROM: usize = 192;
 
 /// A cookie name made ready for [`values_named`]'s reading: a middleware or service that
-/// reads one name on every request makes it once.
+/// reads one name on every request makes it once, and its searcher is built once.
 ///
 /// A long header is read by looking for the name itself (one SIMD substring search)
 /// rather than by splitting every pair, so a header crowded with other cookies costs a
@@ -97,15 +100,17 @@ const SEARCH_FROM: usize = 192;
 /// thousands of splits. A name that holds a separator, a space, a tab or an `=` (or is
 /// empty) cannot be found that way and is always read pair by pair.
 #[derive(Clone)]
-pub(crate) struct CookieName {
-    name: Box<[u8]>,
-    /// `None` for a name the substring search cannot find (see above).
-    finder: Option<memchr::memmem::Finder<'static>>,
+pub(crate) struct CookieName<'n> {
+    name: Cow<'n, [u8]>,
+    /// Whether the substring search can find the name (see above).
+    searchable: bool,
+    /// The searcher, built when the first long header comes.
+    finder: OnceLock<memchr::memmem::Finder<'static>>,
     /// The header length from which the search reads (`SEARCH_FROM`; tests lower it).
     search_from: usize,
 }
 
-impl std::fmt::Debug for CookieName {
+impl std::fmt::Debug for CookieName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("CookieName")
             .field(&String::from_utf8_lossy(&self.name))
@@ -113,15 +118,36 @@ impl std::fmt::Debug for CookieName {
     }
 }
 
-impl CookieName {
+impl CookieName<'static> {
     pub(crate) fn new(name: &[u8]) -> Self {
+        Self::from_cow(Cow::Owned(name.to_vec()))
+    }
+}
+
+impl<'n> CookieName<'n> {
+    /// For one lookup: nothing is copied, and the searcher is built only if a header is
+    /// long enough to need it.
+    fn borrowed(name: &'n [u8]) -> Self {
+        Self::from_cow(Cow::Borrowed(name))
+    }
+
+    fn from_cow(name: Cow<'n, [u8]>) -> Self {
         let searchable =
             !name.is_empty() && !name.iter().any(|b| matches!(b, b';' | b'=' | b' ' | b'\t'));
         Self {
-            name: name.into(),
-            finder: searchable.then(|| memchr::memmem::Finder::new(name).into_owned()),
+            name,
+            searchable,
+            finder: OnceLock::new(),
             search_from: SEARCH_FROM,
         }
+    }
+
+    /// The searcher for a header of `len` bytes, if the search reads it.
+    fn finder_for(&self, len: usize) -> Option<&memchr::memmem::Finder<'static>> {
+        (self.searchable && len >= self.search_from).then(|| {
+            self.finder
+                .get_or_init(|| memchr::memmem::Finder::new(&*self.name).into_owned())
+        })
     }
 
     /// [`visit_values`] for this name.
@@ -151,11 +177,9 @@ impl CookieName {
                     Visit::Stopped
                 }
             };
-            let outcome = match &self.finder {
-                Some(finder) if read.len() >= self.search_from => {
-                    search(read, finder, &mut on_value)
-                }
-                _ => split(read, &self.name, &mut on_value),
+            let outcome = match self.finder_for(read.len()) {
+                Some(finder) => search(read, finder, &mut on_value),
+                None => split(read, &self.name, &mut on_value),
             };
             match outcome {
                 Visit::Incomplete => return false,
@@ -239,6 +263,7 @@ fn split<'h>(
 
 /// The value of `pair` if its name is exactly `name`: spaces and tabs around the name and
 /// the value are skipped, the name ends at the first `=`.
+#[inline(always)]
 fn value_of<'h>(pair: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
     let after_name = trim_start(pair).strip_prefix(name)?;
     let value = trim_start(after_name).strip_prefix(b"=")?;
@@ -323,7 +348,7 @@ mod tests {
 
     /// What `name` reads from `headers`, collected.
     fn collect<'h>(
-        name: &CookieName,
+        name: &CookieName<'_>,
         headers: &[&'h [u8]],
         limits: HeaderLimits,
     ) -> CookieValues<'h> {
