@@ -107,20 +107,39 @@ fn absorb<B>(jar: &mut Vec<String>, res: &actix_web::dev::ServiceResponse<B>) {
     }
 }
 
-/// Whether the browser carries other sites' usual cookies in front of ours (a `-crowded`
-/// variant): twenty analytics and consent cookies, about 700 bytes.
-static CROWDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What else the browser's `Cookie` header carries (the variant's suffix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Crowd {
+    /// Only the app's cookies.
+    None,
+    /// `-crowded`: twenty analytics cookies in front of ours, about 740 bytes.
+    Analytics,
+    /// `-stuffed`: ours first, then tiny pairs (`a=1;`) up to the reader's 16 KiB bound:
+    /// a client making every request as costly to read as it can.
+    Stuffed,
+}
 
-/// `cookie`, behind the crowd when the variant asks for one.
+static CROWD: std::sync::Mutex<Crowd> = std::sync::Mutex::new(Crowd::None);
+
+/// `cookie` with the crowd the variant asks for.
 fn crowd(cookie: String) -> String {
-    if !CROWDED.load(std::sync::atomic::Ordering::Relaxed) {
-        return cookie;
+    match *CROWD.lock().unwrap() {
+        Crowd::None => cookie,
+        Crowd::Analytics => {
+            let mut header: String = (0..20)
+                .map(|i| format!("_ga_{i:02}=GS1.1.1733212345.12.1.1733212399.0; "))
+                .collect();
+            header.push_str(&cookie);
+            header
+        }
+        Crowd::Stuffed => {
+            let mut header = cookie + "; ";
+            while header.len() + 4 <= 16 * 1024 {
+                header.push_str("a=1;");
+            }
+            header
+        }
     }
-    let mut header: String = (0..20)
-        .map(|i| format!("_ga_{i:02}=GS1.1.1733212345.12.1.1733212399.0; "))
-        .collect();
-    header.push_str(&cookie);
-    header
 }
 
 macro_rules! measure {
@@ -170,9 +189,15 @@ fn main() {
     let variant = args.get(1).map(String::as_str).unwrap_or("bare");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000);
     let returning = !variant.ends_with("-new");
-    let crowded = variant.ends_with("-crowded");
-    CROWDED.store(crowded, std::sync::atomic::Ordering::Relaxed);
-    let variant = variant.trim_end_matches("-crowded");
+    let (variant, crowd) = match (
+        variant.strip_suffix("-crowded"),
+        variant.strip_suffix("-stuffed"),
+    ) {
+        (Some(v), _) => (v, Crowd::Analytics),
+        (_, Some(v)) => (v, Crowd::Stuffed),
+        _ => (variant, Crowd::None),
+    };
+    *CROWD.lock().unwrap() = crowd;
     let rt = actix_web::rt::System::new();
     let key = actix_web::cookie::Key::from(&[9u8; 64]);
     match variant.trim_end_matches("-new") {
