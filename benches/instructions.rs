@@ -6,6 +6,10 @@
 //! that are not toggled on); callgrind starts collecting at `collect_on` via
 //! `--toggle-collect`.
 
+mod support;
+
+use std::sync::OnceLock;
+
 use actix_device::{DeviceId, DeviceTracking, Key, Keyring, Mode};
 use actix_identity::{Identity, IdentityMiddleware};
 use actix_session::config::CookieContentSecurity;
@@ -119,19 +123,14 @@ enum Crowd {
     Stuffed,
 }
 
-static CROWD: std::sync::Mutex<Crowd> = std::sync::Mutex::new(Crowd::None);
+/// The variant's crowd, set once in `main` (the `measure!` macro reads it).
+static CROWD: OnceLock<Crowd> = OnceLock::new();
 
 /// `cookie` with the crowd the variant asks for.
 fn crowd(cookie: String) -> String {
-    match *CROWD.lock().unwrap() {
+    match CROWD.get().copied().unwrap_or(Crowd::None) {
         Crowd::None => cookie,
-        Crowd::Analytics => {
-            let mut header: String = (0..20)
-                .map(|i| format!("_ga_{i:02}=GS1.1.1733212345.12.1.1733212399.0; "))
-                .collect();
-            header.push_str(&cookie);
-            header
-        }
+        Crowd::Analytics => support::behind_analytics(&cookie),
         Crowd::Stuffed => {
             let mut header = cookie + "; ";
             while header.len() + 4 <= 16 * 1024 {
@@ -197,7 +196,7 @@ fn main() {
         (_, Some(v)) => (v, Crowd::Stuffed),
         _ => (variant, Crowd::None),
     };
-    *CROWD.lock().unwrap() = crowd;
+    let _ = CROWD.set(crowd);
     let rt = actix_web::rt::System::new();
     let key = actix_web::cookie::Key::from(&[9u8; 64]);
     match variant.trim_end_matches("-new") {
