@@ -8,7 +8,8 @@
 //! (when the machine has two). Every run of a variant sits between two runs of the bare
 //! server, and its ratios (throughput, p99) are to the mean of those two, so the machine's
 //! drift (bare itself moves by half between minutes on a shared VM) hits both sides alike;
-//! the sweep is repeated `ROUNDS` times (default 3) and the table shows medians. A run
+//! the sweep is repeated `ROUNDS` times (default 3) and the table shows medians, with the
+//! lowest and highest per-run throughput ratio beside each (`x bare range`). A run
 //! whose two bare runs differ by more than 10% saw the machine change speed under it (the
 //! project's VM flips between two states about 2x apart); its ratios are left out of the
 //! medians when the variant has steady runs, and the `steady` column counts those.
@@ -367,6 +368,14 @@ struct Ratio {
     steady: bool,
 }
 
+/// The lowest and highest of per-run ratios, `0.918-0.957`: how far one run can be from
+/// the median.
+fn range(v: Vec<f64>) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.3}-{hi:.3}")
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and test discovery
@@ -468,8 +477,8 @@ fn main() {
             STEADY * 100.0
         );
         println!(
-            "{:<28} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}",
-            "variant", "req/s", "p50 ms", "p99 ms", "x bare", "p99/bare", "steady"
+            "{:<28} {:>11} {:>9} {:>9} {:>9} {:>13} {:>9} {:>7}",
+            "variant", "req/s", "p50 ms", "p99 ms", "x bare", "x bare range", "p99/bare", "steady"
         );
         for ((v, r), q) in variants.iter().zip(&runs).zip(&ratios) {
             if r.is_empty() {
@@ -482,12 +491,13 @@ fn main() {
                 steady.clone()
             };
             println!(
-                "{:<28} {:>11.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2} {:>7}",
+                "{:<28} {:>11.0} {:>9.3} {:>9.3} {:>9.3} {:>13} {:>9.2} {:>7}",
                 v.name,
                 median(r.iter().map(|x| x.rps).collect()),
                 median(r.iter().map(|x| x.p50_ms).collect()),
                 median(r.iter().map(|x| x.p99_ms).collect()),
                 median(used.iter().map(|x| x.rps).collect()),
+                range(used.iter().map(|x| x.rps).collect()),
                 median(used.iter().map(|x| x.p99).collect()),
                 format!("{}/{}", steady.len(), q.len())
             );
