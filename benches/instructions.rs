@@ -133,7 +133,8 @@ fn crowd(cookie: String) -> String {
         Crowd::Analytics => support::behind_analytics(&cookie),
         Crowd::Stuffed => {
             let mut header = cookie + "; ";
-            while header.len() + 4 <= 16 * 1024 {
+            let bound = actix_device::HeaderLimits::default().max_bytes;
+            while header.len() + 4 <= bound {
                 header.push_str("a=1;");
             }
             header

@@ -61,12 +61,7 @@ pub fn values_named<'h, I>(headers: I, name: &[u8], limits: HeaderLimits) -> Coo
 where
     I: IntoIterator<Item = &'h [u8]>,
 {
-    let mut values = Vec::new();
-    let complete = visit_values(headers, name, limits, |value| {
-        values.push(value);
-        true
-    });
-    CookieValues { values, complete }
+    CookieName::borrowed(name).values(headers, limits)
 }
 
 /// [`values_named`] without collecting: hands each value to `visit` in order, stopping
@@ -148,6 +143,19 @@ impl<'n> CookieName<'n> {
             self.finder
                 .get_or_init(|| memchr::memmem::Finder::new(&*self.name).into_owned())
         })
+    }
+
+    /// [`values_named`] for this name.
+    fn values<'h, I>(&self, headers: I, limits: HeaderLimits) -> CookieValues<'h>
+    where
+        I: IntoIterator<Item = &'h [u8]>,
+    {
+        let mut values = Vec::new();
+        let complete = self.visit(headers, limits, |value| {
+            values.push(value);
+            true
+        });
+        CookieValues { values, complete }
     }
 
     /// [`visit_values`] for this name.
@@ -346,34 +354,20 @@ mod tests {
         assert_eq!((capped.values.len(), capped.complete), (16, false));
     }
 
-    /// What `name` reads from `headers`, collected.
-    fn collect<'h>(
-        name: &CookieName<'_>,
-        headers: &[&'h [u8]],
-        limits: HeaderLimits,
-    ) -> CookieValues<'h> {
-        let mut values = Vec::new();
-        let complete = name.visit(headers.iter().copied(), limits, |value| {
-            values.push(value);
-            true
-        });
-        CookieValues { values, complete }
-    }
-
     #[test]
     fn a_long_header_is_searched_with_the_same_answers() {
         let name = CookieName::new(b"device_id");
         let crowded = "_ga=GA1.2.3; xdevice_id=no; a=device_id=no; ".repeat(8)
             + " device_id \t= yes ;device_id=again";
         assert!(crowded.len() >= SEARCH_FROM);
-        let found = collect(&name, &[crowded.as_bytes()], HeaderLimits::default());
+        let found = name.values([crowded.as_bytes()], HeaderLimits::default());
         assert_eq!(found.values, [&b"yes"[..], b"again"]);
         assert!(found.complete);
         let limits = HeaderLimits {
             max_bytes: 16 * 1024,
             max_values: 1,
         };
-        let capped = collect(&name, &[crowded.as_bytes()], limits);
+        let capped = name.values([crowded.as_bytes()], limits);
         assert_eq!((capped.values.len(), capped.complete), (1, false));
     }
 
@@ -431,7 +425,7 @@ mod tests {
                 let ours = values_named(headers.iter().copied(), name, limits);
                 proptest::prop_assert_eq!(&ours, &expected);
                 let searching = CookieName { search_from: 0, ..CookieName::new(name) };
-                proptest::prop_assert_eq!(&collect(&searching, &headers, limits), &expected);
+                proptest::prop_assert_eq!(&searching.values(headers.iter().copied(), limits), &expected);
             }
         }
     }
