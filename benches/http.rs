@@ -55,7 +55,7 @@ struct Variant {
 }
 
 async fn signed_in(session: CurrentSession) -> HttpResponse {
-    HttpResponse::Ok().body(format!("hello {}", session.device_id))
+    HttpResponse::Ok().body(format!("hello {}", session.device_id()))
 }
 
 async fn login(req: HttpRequest, sessions: web::Data<Sessions>) -> Result<HttpResponse, ApiError> {

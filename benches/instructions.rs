@@ -76,7 +76,7 @@ where
 /// A signed-in handler: the session check on every request.
 #[cfg(all(feature = "moka", feature = "redb"))]
 async fn signed_in(session: actix_device::CurrentSession) -> HttpResponse {
-    HttpResponse::Ok().body(format!("hello {}", session.device_id))
+    HttpResponse::Ok().body(format!("hello {}", session.device_id()))
 }
 
 #[cfg(all(feature = "moka", feature = "redb"))]

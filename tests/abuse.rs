@@ -171,11 +171,14 @@ async fn login(
     user: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let session = s.login(&req, &user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user": session.user_id, "device": session.device_id })))
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({ "user": session.user_id(), "device": session.device_id() })),
+    )
 }
 
 async fn me(session: CurrentSession) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "user": session.user_id, "device": session.device_id }))
+    HttpResponse::Ok().json(json!({ "user": session.user_id(), "device": session.device_id() }))
 }
 
 async fn whoami(ctx: DeviceContext) -> HttpResponse {

@@ -130,7 +130,7 @@ async fn login(
     user: web::Path<String>,
 ) -> Result<HttpResponse, actix_device::ApiError> {
     let session = sessions.login(&req, &user).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": session.user_id })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": session.user_id() })))
 }
 
 /// Reads the session, revokes its user, reads it again: what each read said.
@@ -139,14 +139,14 @@ async fn revoke_midway(
     req: HttpRequest,
 ) -> Result<HttpResponse, actix_device::ApiError> {
     let before = sessions.current(&req).await?;
-    sessions.revoke_user(&before.user_id).await?;
+    sessions.revoke_user(before.user_id()).await?;
     let after = sessions.current(&req).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "after": after.is_ok() })))
 }
 
 async fn me(session: CurrentSession) -> HttpResponse {
     HttpResponse::Ok()
-        .json(serde_json::json!({ "user": session.user_id, "device": session.device_id }))
+        .json(serde_json::json!({ "user": session.user_id(), "device": session.device_id() }))
 }
 
 async fn trusted_only(t: TrustedDevice) -> HttpResponse {

@@ -213,7 +213,7 @@ async fn demo_admin_only(
         Some(sessions) => sessions
             .current(req.request())
             .await
-            .is_ok_and(|s| s.user_id == DEMO_ADMIN),
+            .is_ok_and(|s| s.user_id() == DEMO_ADMIN),
         None => false,
     };
     if !admin {
@@ -240,7 +240,11 @@ async fn me(
     shop: web::Data<Shop>,
     req: HttpRequest,
 ) -> HttpResponse {
-    let user = sessions.current(&req).await.ok().map(|s| s.user_id);
+    let user = sessions
+        .current(&req)
+        .await
+        .ok()
+        .map(|s| s.user_id().to_owned());
     let all: HashMap<String, Option<String>> = shop
         .flags
         .list()
@@ -323,7 +327,7 @@ async fn login(
         })));
     }
     let session = sessions.login(&req, &form.username).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user": session.user_id })))
+    Ok(HttpResponse::Ok().json(json!({ "user": session.user_id() })))
 }
 
 async fn logout(

@@ -51,26 +51,63 @@ impl Default for SessionConfig {
 
 /// The signed-in user of a request, checked against the server's session record and
 /// its device's trust.
+///
+/// A handle: cloning it costs one reference count, where each `CurrentSession` extractor
+/// and `Sessions::current` call hands out a clone of the checked session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CurrentSession {
-    /// The user.
-    pub user_id: String,
-    /// The session's device (one the request presented).
-    pub device_id: DeviceId,
-    /// The session record.
-    pub record: Arc<SessionRecord>,
-    /// The device's record, as of this check: trusted by the user.
-    pub device: Arc<DeviceRecord>,
-    pub(crate) hash: TokenHash,
+pub struct CurrentSession(Arc<Checked>);
+
+/// What a passed check found.
+#[derive(Debug, PartialEq, Eq)]
+struct Checked {
+    record: Arc<SessionRecord>,
+    device: Arc<DeviceRecord>,
+    hash: TokenHash,
 }
 
 impl CurrentSession {
+    fn new(record: Arc<SessionRecord>, device: Arc<DeviceRecord>, hash: TokenHash) -> Self {
+        Self(Arc::new(Checked {
+            record,
+            device,
+            hash,
+        }))
+    }
+
+    /// The user.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        &self.0.record.user_id
+    }
+
+    /// The session's device (one the request presented).
+    #[must_use]
+    pub fn device_id(&self) -> DeviceId {
+        self.0.record.device_id
+    }
+
+    /// The session record.
+    #[must_use]
+    pub fn record(&self) -> &SessionRecord {
+        &self.0.record
+    }
+
+    /// The device's record, as of this check: trusted by the user.
+    #[must_use]
+    pub fn device(&self) -> &DeviceRecord {
+        &self.0.device
+    }
+
+    /// The device's record, shared.
+    pub(crate) fn device_arc(&self) -> Arc<DeviceRecord> {
+        Arc::clone(&self.0.device)
+    }
+
     /// The first 8 bytes of the session token's hash, hex: enough to correlate logs,
     /// useless for replay.
     #[must_use]
     pub fn session_ref(&self) -> String {
-        hex::encode(&self.hash[..8])
+        hex::encode(&self.0.hash[..8])
     }
 }
 
@@ -145,7 +182,7 @@ impl Unchanged {
     fn holds(&self, store: &dyn Store) -> bool {
         let same = |(key, bytes): &(Vec<u8>, Arc<[u8]>)| matches!(store.peek(key), Peek::Value(now) if Arc::ptr_eq(&now, bytes));
         match self {
-            Self::Watched { session, device } => session.holds() && device.holds(),
+            Self::Watched { session, device } => Watch::all_hold([session, device]),
             Self::Peeked { session, device } => same(session) && same(device),
         }
     }
@@ -279,13 +316,7 @@ impl SessionService {
         metrics::counter!("actix_device_sessions_started_total").increment(1);
         Ok(NewSession {
             token: URL_SAFE_NO_PAD.encode(token),
-            session: CurrentSession {
-                user_id: user_id.to_owned(),
-                device_id: device.id,
-                record: Arc::new(record),
-                device: Arc::new(device),
-                hash,
-            },
+            session: CurrentSession::new(Arc::new(record), Arc::new(device), hash),
         })
     }
 
@@ -316,7 +347,7 @@ impl SessionService {
     /// could break is checked here again, or its record's watch has ended.
     pub(crate) fn check_hot(&self, presented: &Presented<'_>, hot: &Hot) -> bool {
         let now = self.ctx().recent();
-        let record = &hot.session.record;
+        let record = hot.session.record();
         let device = presented.device;
         matches!(record.status_at(now), SessionStatus::Active)
             && now.saturating_sub(record.last_seen) < millis(self.config.touch_interval)
@@ -352,13 +383,7 @@ impl SessionService {
         let touched = self
             .touch(&key, &presented.hash, Arc::clone(&record), now)
             .await?;
-        let session = CurrentSession {
-            user_id: touched.user_id.clone(),
-            device_id: touched.device_id,
-            record: Arc::clone(&touched),
-            device: device.record,
-            hash: presented.hash,
-        };
+        let session = CurrentSession::new(Arc::clone(&touched), device.record, presented.hash);
         let client = presented.client;
         let hot = match (read.peeked, device.peeked) {
             (Some(session_bytes), Some(device_bytes))

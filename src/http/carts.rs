@@ -73,10 +73,10 @@ impl FromRequest for Cart {
                         .await
                         .is_ok_and(|c| !c.lines.is_empty())
                     {
-                        carts.merge_into_user(device, &session.user_id).await?;
+                        carts.merge_into_user(device, session.user_id()).await?;
                     }
                     return Ok(Cart {
-                        owner: CartOwner::User(session.user_id),
+                        owner: CartOwner::User(session.user_id().to_owned()),
                         carts,
                     });
                 }

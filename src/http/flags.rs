@@ -143,7 +143,11 @@ impl FromRequest for DeviceFlags {
                 tracing::error!(error = %e, "flag definitions could not be refreshed");
             }
             let user = match (flags.buckets_by_user(), sessions_of(&req)) {
-                (true, Some(sessions)) => sessions.current(&req).await.ok().map(|s| s.user_id),
+                (true, Some(sessions)) => sessions
+                    .current(&req)
+                    .await
+                    .ok()
+                    .map(|s| s.user_id().to_owned()),
                 _ => None,
             };
             Ok(DeviceFlags {

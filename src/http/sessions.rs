@@ -146,6 +146,13 @@ struct Remembered {
     hot: Option<Arc<Hot>>,
 }
 
+impl Remembered {
+    /// The hash, and whether a hot entry is kept beside it.
+    fn summary(&self) -> (TokenHash, bool) {
+        (self.hash, self.hot.is_some())
+    }
+}
+
 /// Login sessions bound to devices, over HTTP.
 ///
 /// Register it as app data (`.app_data(web::Data::new(sessions.clone()))`) so the
@@ -262,10 +269,11 @@ impl Sessions {
     /// original attributes. A replay of the old token then gets 401.
     pub async fn logout(&self, req: &HttpRequest) -> Result<(), ApiError> {
         self.guard(req)?;
-        let (value, remembered) = self.session_cookie(req).ok_or(ServiceError::NotSignedIn)?;
-        let hash = remembered.hash;
+        let (value, (hash, was_hot)) = self
+            .session_cookie(req, Remembered::summary)
+            .ok_or(ServiceError::NotSignedIn)?;
         let ended = self.inner.service.logout(&hash).await?;
-        if remembered.hot.is_some() {
+        if was_hot {
             let forgotten = Remembered { hash, hot: None };
             self.inner.remembered.insert(value, forgotten);
         }
@@ -307,17 +315,17 @@ impl Sessions {
         if let Some(SessionCheck(outcome)) = ext.get::<SessionCheck>() {
             return Some(answer(outcome));
         }
-        let (_, remembered) = self.session_cookie(req)?;
-        let hot = remembered.hot?;
-        let presented = Presented {
-            hash: remembered.hash,
-            device: ext.get::<DeviceContext>()?,
-            client: client_headers(req),
-        };
-        self.inner
-            .service
-            .check_hot(&presented, &hot)
-            .then(|| Ok(hot.session().clone()))
+        let device = ext.get::<DeviceContext>()?;
+        let (_, hot) = self.session_cookie(req, |remembered| {
+            let hot = remembered.hot.as_ref()?;
+            let presented = Presented {
+                hash: remembered.hash,
+                device,
+                client: client_headers(req),
+            };
+            (self.inner.service.check_hot(&presented, hot)).then(|| hot.session().clone())
+        })?;
+        hot.map(Ok)
     }
 
     /// The full check; the cookie value is remembered with the hot entry a pass gives, or
@@ -327,22 +335,20 @@ impl Sessions {
         req: &HttpRequest,
         device: &DeviceContext,
     ) -> Result<CurrentSession, ServiceError> {
-        let (value, remembered) = self.session_cookie(req).ok_or(ServiceError::NotSignedIn)?;
+        let (value, (hash, was_hot)) = self
+            .session_cookie(req, Remembered::summary)
+            .ok_or(ServiceError::NotSignedIn)?;
         let presented = Presented {
-            hash: remembered.hash,
+            hash,
             device,
             client: client_headers(req),
         };
         let checked = self.inner.service.check(presented).await;
         let hot = checked.as_ref().ok().and_then(|(_, hot)| hot.clone());
-        if hot.is_some() || remembered.hot.is_some() {
-            self.inner.remembered.insert(
-                value,
-                Remembered {
-                    hash: remembered.hash,
-                    hot,
-                },
-            );
+        if hot.is_some() || was_hot {
+            self.inner
+                .remembered
+                .insert(value, Remembered { hash, hot });
         }
         checked.map(|(session, _)| session)
     }
@@ -352,8 +358,8 @@ impl Sessions {
     pub async fn trusted(&self, req: &HttpRequest) -> Result<TrustedDevice, ApiError> {
         let session = self.current(req).await?;
         Ok(TrustedDevice {
-            user_id: session.user_id,
-            device: session.device,
+            user_id: session.user_id().to_owned(),
+            device: session.device_arc(),
         })
     }
 
@@ -372,24 +378,31 @@ impl Sessions {
 
     /// The hash of the first well-formed session cookie of the request.
     fn cookie_hash(&self, req: &HttpRequest) -> Option<TokenHash> {
-        self.session_cookie(req)
-            .map(|(_, remembered)| remembered.hash)
+        self.session_cookie(req, |remembered| remembered.hash)
+            .map(|(_, hash)| hash)
     }
 
-    /// The first well-formed session cookie of the request, and what is remembered of it.
-    fn session_cookie<'r>(&self, req: &'r HttpRequest) -> Option<(&'r [u8], Remembered)> {
+    /// The first well-formed session cookie of the request, and what `read` makes of what
+    /// is remembered of it. `read` runs under the memo's lock (see `Memo::read_or_derive`),
+    /// so the remembered entry is not cloned.
+    fn session_cookie<'r, R>(
+        &self,
+        req: &'r HttpRequest,
+        mut read: impl FnMut(&Remembered) -> R,
+    ) -> Option<(&'r [u8], R)> {
         let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
         let mut found = None;
         self.inner
             .cookie_name
             .visit(headers, self.inner.limits, |value| {
+                let derive = || {
+                    let hash = token_hash(value).ok_or(())?;
+                    Ok::<_, ()>(Remembered { hash, hot: None })
+                };
                 found = (self.inner.remembered)
-                    .get_or_derive(value, || {
-                        let hash = token_hash(value).ok_or(())?;
-                        Ok::<_, ()>(Remembered { hash, hot: None })
-                    })
+                    .read_or_derive(value, derive, &mut read)
                     .ok()
-                    .map(|remembered| (value, remembered));
+                    .map(|read| (value, read));
                 found.is_none()
             });
         found
@@ -463,8 +476,8 @@ impl SignedIn for Sessions {
     async fn caller(&self, req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
         match self.current(req).await {
             Ok(s) => Ok(Some(Caller {
-                user_id: s.user_id,
-                device_id: Some(s.device_id),
+                user_id: s.user_id().to_owned(),
+                device_id: Some(s.device_id()),
             })),
             Err(ApiError::Service(ServiceError::NotSignedIn)) => Ok(None),
             Err(e) => Err(e),

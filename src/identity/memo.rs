@@ -54,25 +54,36 @@ impl<T: Clone> Memo<T> {
         value: &[u8],
         derive: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
+        self.read_or_derive(value, derive, T::clone)
+    }
+
+    /// [`get_or_derive`](Self::get_or_derive), handing what is remembered to `read`
+    /// rather than cloning it out. On a hit `read` runs with the entry's shard locked:
+    /// it must be short, and must not use this memo.
+    pub(crate) fn read_or_derive<E, R>(
+        &self,
+        value: &[u8],
+        derive: impl FnOnce() -> Result<T, E>,
+        read: impl FnOnce(&T) -> R,
+    ) -> Result<R, E> {
         let hash = self.hasher.hash_one(value);
-        if let Some(derived) = self.lookup(hash, value) {
-            return Ok(derived);
+        {
+            let shard = self.shard(hash);
+            if let Some((bytes, derived)) = shard.get(&hash) {
+                if **bytes == *value {
+                    return Ok(read(derived));
+                }
+            }
         }
         let derived = derive()?;
-        self.store(hash, value, derived.clone());
-        Ok(derived)
+        let answer = read(&derived);
+        self.store(hash, value, derived);
+        Ok(answer)
     }
 
     /// Remembers `derived` for `value`, in place of what was remembered before.
     pub(crate) fn insert(&self, value: &[u8], derived: T) {
         self.store(self.hasher.hash_one(value), value, derived);
-    }
-
-    fn lookup(&self, hash: u64, value: &[u8]) -> Option<T> {
-        match self.shard(hash).get(&hash) {
-            Some((bytes, derived)) if **bytes == *value => Some(derived.clone()),
-            _ => None,
-        }
     }
 
     fn store(&self, hash: u64, value: &[u8], derived: T) {

@@ -52,11 +52,11 @@ async fn login(
     user: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let session = sessions.login(&req, &user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user": session.user_id })))
+    Ok(HttpResponse::Ok().json(json!({ "user": session.user_id() })))
 }
 
 async fn whoami(session: CurrentSession) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "user": session.user_id, "device": session.device_id }))
+    HttpResponse::Ok().json(json!({ "user": session.user_id(), "device": session.device_id() }))
 }
 
 /// One app instance: its own store client, registry, sessions, carts, flags and rate

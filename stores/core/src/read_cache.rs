@@ -310,6 +310,37 @@ impl Watch {
                 return false;
             }
         }
+        self.current()
+    }
+
+    /// Whether every one of `watches` still [`holds`](Self::holds), the clock read once
+    /// for all the watches that share it (a store's watches all do).
+    #[must_use]
+    pub fn all_hold<'w>(watches: impl IntoIterator<Item = &'w Watch>) -> bool {
+        let mut reading: Option<(&Arc<dyn Clock>, u64)> = None;
+        for watch in watches {
+            if let Some((at, clock)) = &watch.expiry {
+                let now = match reading {
+                    Some((read, now)) if Arc::ptr_eq(read, clock) => now,
+                    _ => {
+                        let now = clock.recent_millis();
+                        reading = Some((clock, now));
+                        now
+                    }
+                };
+                if now >= *at {
+                    return false;
+                }
+            }
+            if !watch.current() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the store has not ended this watch (and a read mark, if so).
+    fn current(&self) -> bool {
         if !self.state.current.load(Ordering::Acquire) {
             return false;
         }
@@ -813,6 +844,54 @@ mod tests {
         assert_eq!(hit(&c, &[0], 0).as_deref(), Some(&b"v"[..]));
         assert_eq!(hit(&c, &[1], 0).as_deref(), Some(&b"v"[..]));
         assert_eq!(hit(&c, &[9], 0).as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn all_hold_is_every_watch_holding_each_on_its_own_clock() {
+        let (early, late) = (crate::ManualClock::new(0), crate::ManualClock::new(0));
+        let (early_clock, late_clock): (Arc<dyn Clock>, Arc<dyn Clock>) =
+            (Arc::new(early.clone()), Arc::new(late.clone()));
+        let c = ReadCache::new(ReadCacheConfig::default().shards(1));
+        for (key, expiry) in [(0u8, Some(10)), (1, Some(20)), (2, None)] {
+            let t = miss(&c, &[key], 0);
+            assert!(c.fill(t, &[key], Some(b"v"), expiry));
+        }
+        let watch = |k: u8, clock: &Arc<dyn Clock>| c.peek_watched(&[k], clock).expect("cached").1;
+        let (a, b, none) = (
+            watch(0, &early_clock),
+            watch(1, &early_clock),
+            watch(2, &early_clock),
+        );
+        assert!(Watch::all_hold([&a, &b, &none]));
+        assert!(Watch::all_hold([]), "no watch: nothing to end");
+        // One reading of the shared clock decides both expiries.
+        early.set(10);
+        assert!(!Watch::all_hold([&b, &a]), "the second one expired");
+        assert!(Watch::all_hold([&b, &none]));
+        early.set(20);
+        assert!(!Watch::all_hold([&none, &b]));
+        // A watch on another clock is read on that clock, not with the first one's reading.
+        let on_late = watch(1, &late_clock);
+        early.set(15);
+        late.set(25);
+        assert!(Watch::all_hold([&b]), "not expired on the early clock");
+        assert!(
+            !Watch::all_hold([&b, &on_late]),
+            "expired on the late clock"
+        );
+        early.set(25);
+        late.set(15);
+        assert!(
+            !Watch::all_hold([&on_late, &b]),
+            "expired on the early clock"
+        );
+        assert!(Watch::all_hold([&on_late, &none]));
+        // An ended watch fails the lot.
+        late.set(0);
+        let mut guard = c.begin_write();
+        guard.cover(&[2]);
+        assert!(!Watch::all_hold([&on_late, &none]));
+        drop(guard);
     }
 
     #[test]
