@@ -5,6 +5,10 @@
 //! `instructions VARIANT N` sends N requests through VARIANT (after 200 warm-up requests
 //! that are not toggled on); callgrind starts collecting at `collect_on` via
 //! `--toggle-collect`.
+//!
+//! A variant name may end in `-new` (first visits), `-crowded` or `-stuffed` (what else the
+//! `Cookie` header carries) and, after those, `-exported` (a Prometheus recorder installed
+//! first, so every `metrics` counter reports to a real exporter).
 
 mod support;
 
@@ -188,6 +192,16 @@ fn main() {
     }
     let variant = args.get(1).map(String::as_str).unwrap_or("bare");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000);
+    // `-exported`: with a Prometheus recorder installed, as an operator would run it.
+    let variant = match variant.strip_suffix("-exported") {
+        Some(v) => {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("a recorder installs");
+            v
+        }
+        None => variant,
+    };
     let returning = !variant.ends_with("-new");
     let (variant, crowd) = match (
         variant.strip_suffix("-crowded"),

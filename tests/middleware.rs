@@ -176,6 +176,76 @@ async fn returning_browser_keeps_its_id_and_gets_no_new_cookie() {
     assert_eq!((m.issued, m.accepted, m.rejected_total()), (1, 3, 0));
 }
 
+/// The exporter's value of the sample line that starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The middleware and `RateLimit` take their `metrics` handles when they are built: a
+/// request reports through them, to the recorder that was in place then, with no
+/// registry lookup. Here that recorder is a real Prometheus one set only while they are
+/// built; every request runs after, with no recorder in scope.
+#[actix_web::test]
+async fn counters_report_to_the_recorder_in_place_when_built() {
+    use actix_device::limits::{Limit, Quota};
+    use actix_device::RateLimit;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let (tracking, limit) = metrics::with_local_recorder(&recorder, || {
+        let limit = RateLimit::builder(
+            "metrics-test",
+            Limit::InMemory(Quota::new(2, Duration::from_secs(3600))),
+        )
+        .clock(ManualClock::new(START))
+        .build();
+        (tracking(), limit)
+    });
+    let app = test::init_service(
+        App::new()
+            .service(
+                web::scope("/limited")
+                    .wrap(limit)
+                    .route("", web::get().to(whoami)),
+            )
+            .wrap(tracking.clone())
+            .route("/", web::get().to(whoami)),
+    )
+    .await;
+    let value = issued_value(&get(&app, "/", None).await, "__Host-device_id");
+    let cookie = format!("__Host-device_id={value}");
+    for _ in 0..3 {
+        get(&app, "/limited", Some(&cookie)).await;
+    }
+    get(&app, "/", Some("__Host-device_id=tampered")).await;
+    let text = handle.render();
+    let m = tracking.metrics();
+    assert_eq!((m.issued, m.accepted, m.rejected_total()), (2, 3, 1));
+    for (series, expected) in [
+        ("actix_device_tokens_issued_total", 2),
+        ("actix_device_tokens_accepted_total", 3),
+        (
+            "actix_device_tokens_rejected_total{reason=\"unknown_version\"}",
+            1,
+        ),
+        (
+            "actix_device_limiter_decisions_total{limit=\"metrics-test\",outcome=\"allowed\"}",
+            2,
+        ),
+        (
+            "actix_device_limiter_decisions_total{limit=\"metrics-test\",outcome=\"refused\"}",
+            1,
+        ),
+    ] {
+        assert_eq!(
+            sample(&text, series),
+            Some(expected),
+            "{series} in:\n{text}"
+        );
+    }
+}
+
 /// Cookie values that must each be rejected by the default signed middleware, with the
 /// reason the counters should record.
 fn bad_values(valid: &str) -> Vec<(&'static str, String, Rejected)> {

@@ -42,7 +42,30 @@ use crate::identity::extract::DeviceContext;
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Arc<Limiter>,
-    label: metrics::SharedString,
+    decisions: Arc<Decisions>,
+}
+
+/// The handles of `actix_device_limiter_decisions_total` for one limit, by outcome, taken
+/// when the middleware is built: a request reports without a lookup in the exporter's
+/// registry.
+struct Decisions {
+    allowed: metrics::Counter,
+    refused: metrics::Counter,
+    error: metrics::Counter,
+}
+
+impl Decisions {
+    fn new(limit: &str) -> Self {
+        let counter = |outcome: &'static str| {
+            let limit = metrics::SharedString::from(limit.to_owned());
+            metrics::counter!("actix_device_limiter_decisions_total", "limit" => limit, "outcome" => outcome)
+        };
+        Self {
+            allowed: counter("allowed"),
+            refused: counter("refused"),
+            error: counter("error"),
+        }
+    }
 }
 
 impl fmt::Debug for RateLimit {
@@ -89,7 +112,7 @@ impl RateLimitBuilder {
     /// The middleware.
     pub fn build(self) -> RateLimit {
         RateLimit {
-            label: metrics::SharedString::from(self.name.clone()),
+            decisions: Arc::new(Decisions::new(&self.name)),
             limiter: Arc::new(Limiter::new(
                 self.name,
                 self.limit,
@@ -196,14 +219,13 @@ where
         let limit = self.limit.clone();
         Box::pin(async move {
             let outcome = limit.decide(&req).await;
-            let label = match &outcome {
-                Ok(d) if d.allowed => "allowed",
-                Ok(_) => "refused",
-                Err(_) => "error",
+            let decisions = &limit.decisions;
+            let counter = match &outcome {
+                Ok(d) if d.allowed => &decisions.allowed,
+                Ok(_) => &decisions.refused,
+                Err(_) => &decisions.error,
             };
-            let name = limit.label.clone();
-            metrics::counter!("actix_device_limiter_decisions_total", "limit" => name, "outcome" => label)
-                .increment(1);
+            counter.increment(1);
             let decision = match outcome {
                 Ok(d) => d,
                 Err(e) => {
