@@ -305,12 +305,7 @@ impl Watch {
     /// Whether the watched value is still the store's answer for its key.
     #[must_use]
     pub fn holds(&self) -> bool {
-        if let Some((at, clock)) = &self.expiry {
-            if clock.recent_millis() >= *at {
-                return false;
-            }
-        }
-        self.current()
+        Self::all_hold([self])
     }
 
     /// Whether every one of `watches` still [`holds`](Self::holds), the clock read once
