@@ -578,6 +578,74 @@ async fn a_tossed_cookie_neither_logs_the_victim_out_nor_binds_anything() {
     }
 }
 
+/// The session cookie is the first well-formed one of the header the handler sees. The
+/// middleware notes where the session cookie stands while it reads its own (the sessions
+/// are its registry), and the sessions take that note only for the header it was taken
+/// from: a stray value in front is passed over, and a header an inner middleware rewrote
+/// is read as rewritten.
+#[actix_web::test]
+async fn the_session_cookie_read_is_the_first_well_formed_of_the_header_the_handler_sees() {
+    let store = support::backends().remove(0).1;
+    let env = env(store);
+    let app = app!(env);
+    let mut alice = signed_in(&app, "alice", "192.0.2.1").await;
+    let (device, session) = (
+        alice.cookie(DEVICE).unwrap(),
+        alice.cookie(SESSION).unwrap(),
+    );
+    let request = |header: String| {
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-forwarded-for", "192.0.2.1"))
+            .insert_header((COOKIE, header))
+            .to_request()
+    };
+    // A malformed session value in front of the real one: passed over.
+    let header = format!("{DEVICE}={device}; {SESSION}=not-a-token; {SESSION}={session}");
+    let res = test::call_service(&app, request(header)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Bob's session cookie stands where a padding cookie of the same length stood when the
+    // middleware read the header, in front of Alice's: the rewritten header's first session
+    // cookie is Bob's, so the request is not Alice's.
+    let bob = signed_in(&app, "bob", "192.0.2.2").await;
+    let bobs = format!("{SESSION}={}", bob.cookie(SESSION).unwrap());
+    let padding = padding_of(&bobs);
+    let rewritten = test::init_service(
+        App::new()
+            .wrap_fn({
+                let bobs = bobs.clone();
+                move |mut req, srv| {
+                    let header = req.headers().get(COOKIE).unwrap().to_str().unwrap();
+                    let header = header.replacen(&padding_of(&bobs), &bobs, 1);
+                    req.headers_mut().insert(COOKIE, header.parse().unwrap());
+                    srv.call(req)
+                }
+            })
+            .wrap(env.tracking.clone())
+            .app_data(web::Data::new(env.sessions.clone()))
+            .route("/me", web::get().to(me)),
+    )
+    .await;
+    let header = format!("{padding}; {DEVICE}={device}; {SESSION}={session}");
+    let res = test::call_service(&rewritten, request(header)).await;
+    let status = res.status();
+    let body: Value = test::read_body_json(res).await;
+    assert_ne!(body["user"], json!("alice"), "{status} {body}");
+    // And without the rewrite, the same header is Alice's.
+    let header = format!("{padding}; {DEVICE}={device}; {SESSION}={session}");
+    assert_eq!(
+        test::call_service(&app, request(header)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(alice.get(&app, "/me").await.0, StatusCode::OK);
+}
+
+/// The padding cookie of `pair`'s length (see the test above).
+fn padding_of(pair: &str) -> String {
+    format!("pad={}", "x".repeat(pair.len() - "pad=".len()))
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Revocation that always holds.
 

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
+use crate::identity::cookie_header::Noted;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
 use crate::identity::token::Rejected;
@@ -50,6 +51,9 @@ pub struct DeviceContext {
     pub others: Vec<DeviceId>,
     /// The client address, as the configured trusted proxies report it.
     pub client_ip: Option<IpAddr>,
+    /// What the middleware's read of the `Cookie` header noted of the registry's
+    /// companion cookie (see `DeviceObserver::companion_cookie`).
+    pub(crate) companion: Noted,
 }
 
 impl DeviceContext {
