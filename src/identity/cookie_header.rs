@@ -243,8 +243,9 @@ impl<'n> CookieName<'n> {
 pub(crate) struct Noted(Option<Spot>);
 
 /// Where a noted value stands: which `Cookie` header, that header as it was read, and
-/// the value's bytes within it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the value's bytes within it. Its `Debug` leaves the address out (a context may be
+/// logged; an address would tell where the process's heap lies).
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Spot {
     header: u32,
     /// The header's address and length when it was read: a header replaced since (by a
@@ -256,6 +257,15 @@ struct Spot {
     /// The bytes of all the headers up to the value's end: a reader with a lower byte
     /// bound would not see the whole value.
     read_to: u32,
+}
+
+impl std::fmt::Debug for Spot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spot")
+            .field("header", &self.header)
+            .field("bytes", &(self.start..self.end))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Spot {
@@ -559,6 +569,14 @@ mod tests {
                 None
             );
         }
+        // Its `Debug` shows where the value stands, not where the header lies in memory.
+        let shown = format!("{noted:?}");
+        let address = header.as_ptr() as usize;
+        assert!(shown.contains("bytes: 10..12"), "{shown}");
+        assert!(
+            !shown.contains(&address.to_string()) && !shown.contains(&format!("{address:x}")),
+            "{shown}"
+        );
         let elsewhere = header.to_vec();
         assert_eq!(
             noted.first(|| [&elsewhere[..]], b"sid", HeaderLimits::default()),
