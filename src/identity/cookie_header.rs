@@ -286,8 +286,9 @@ impl Spot {
 
 impl Noted {
     /// The first value of the cookie `name` in the `headers` (the request's `Cookie`
-    /// headers, which the note was taken from; looked up only if something was noted), as a read of `name` within `limits` would
-    /// find it; `None` when the note cannot say, and the headers must be read.
+    /// headers, which the note was taken from; looked up only if something was noted),
+    /// as a read of `name` within `limits` would find it; `None` when the note cannot
+    /// say, and the headers must be read.
     ///
     /// The value stands in a pair named exactly `name` or it is not taken: a note taken
     /// for another name (cookie names hold no `=`, `;`, space or tab) answers `None`.
