@@ -578,11 +578,10 @@ async fn a_tossed_cookie_neither_logs_the_victim_out_nor_binds_anything() {
     }
 }
 
-/// The session cookie is the first well-formed one of the header the handler sees. The
-/// middleware notes where the session cookie stands while it reads its own (the sessions
-/// are its registry), and the sessions take that note only for the header it was taken
-/// from: a stray value in front is passed over, and a header an inner middleware rewrote
-/// is read as rewritten.
+/// The session cookie is the first well-formed one of the header the handler sees: a
+/// stray value in front is passed over, and a header an inner middleware rewrote is read
+/// as rewritten, not as the device middleware saw it. (A reader that remembered where the
+/// session cookie stood in the header the middleware read would take Alice's here.)
 #[actix_web::test]
 async fn the_session_cookie_read_is_the_first_well_formed_of_the_header_the_handler_sees() {
     let store = support::backends().remove(0).1;
@@ -606,8 +605,8 @@ async fn the_session_cookie_read_is_the_first_well_formed_of_the_header_the_hand
     assert_eq!(res.status(), StatusCode::OK);
 
     // Bob's session cookie stands where a padding cookie of the same length stood when the
-    // middleware read the header, in front of Alice's: the rewritten header's first session
-    // cookie is Bob's, so the request is not Alice's.
+    // device middleware read the header, in front of Alice's: the rewritten header's first
+    // session cookie is Bob's, so the request is not Alice's.
     let bob = signed_in(&app, "bob", "192.0.2.2").await;
     let bobs = format!("{SESSION}={}", bob.cookie(SESSION).unwrap());
     let padding = padding_of(&bobs);

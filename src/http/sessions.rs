@@ -28,7 +28,7 @@ use crate::http::guard::CrossSiteGuard;
 use crate::identity::client::RequestInfo;
 use crate::identity::config::{DeviceObserver, ObserverFuture};
 use crate::identity::cookie::{cookie_setters, ConfigError, CookieConfig};
-use crate::identity::cookie_header::{CookieName, HeaderLimits, Noted};
+use crate::identity::cookie_header::{CookieName, HeaderLimits};
 use crate::identity::device_id::DeviceId;
 use crate::identity::extract::{lookup, queue_cookie, DeviceContext};
 use crate::identity::memo::Memo;
@@ -255,7 +255,7 @@ impl Sessions {
                 user_id,
                 &info,
                 client_headers(req).fingerprint(),
-                self.cookie_hash(req, device.companion),
+                self.cookie_hash(req),
             )
             .await?;
         let cookie = &self.inner.cookie;
@@ -270,7 +270,7 @@ impl Sessions {
     pub async fn logout(&self, req: &HttpRequest) -> Result<(), ApiError> {
         self.guard(req)?;
         let (value, (hash, was_hot)) = self
-            .session_cookie(req, Noted::default(), Remembered::summary)
+            .session_cookie(req, Remembered::summary)
             .ok_or(ServiceError::NotSignedIn)?;
         let ended = self.inner.service.logout(&hash).await?;
         if was_hot {
@@ -316,7 +316,7 @@ impl Sessions {
             return Some(answer(outcome));
         }
         let device = ext.get::<DeviceContext>()?;
-        let (_, hot) = self.session_cookie(req, device.companion, |remembered| {
+        let (_, hot) = self.session_cookie(req, |remembered| {
             let hot = remembered.hot.as_ref()?;
             let presented = Presented {
                 hash: remembered.hash,
@@ -336,7 +336,7 @@ impl Sessions {
         device: &DeviceContext,
     ) -> Result<CurrentSession, ServiceError> {
         let (value, (hash, was_hot)) = self
-            .session_cookie(req, device.companion, Remembered::summary)
+            .session_cookie(req, Remembered::summary)
             .ok_or(ServiceError::NotSignedIn)?;
         let presented = Presented {
             hash,
@@ -377,41 +377,31 @@ impl Sessions {
     }
 
     /// The hash of the first well-formed session cookie of the request.
-    fn cookie_hash(&self, req: &HttpRequest, noted: Noted) -> Option<TokenHash> {
-        self.session_cookie(req, noted, |remembered| remembered.hash)
+    fn cookie_hash(&self, req: &HttpRequest) -> Option<TokenHash> {
+        self.session_cookie(req, |remembered| remembered.hash)
             .map(|(_, hash)| hash)
     }
 
     /// The first well-formed session cookie of the request, and what `read` makes of what
     /// is remembered of it. `read` runs under the memo's lock (see `Memo::read_or_derive`),
-    /// so the remembered entry is not cloned. `noted` is what the middleware's read of the
-    /// `Cookie` header noted of this cookie (see `DeviceObserver::companion_cookie`): when
-    /// it knows the first value and that one is well-formed, the header is not read again.
+    /// so the remembered entry is not cloned.
     fn session_cookie<'r, R>(
         &self,
         req: &'r HttpRequest,
-        noted: Noted,
         mut read: impl FnMut(&Remembered) -> R,
     ) -> Option<(&'r [u8], R)> {
-        let headers = || req.headers().get_all(COOKIE).map(|v| v.as_bytes());
-        let memo = &self.inner.remembered;
-        let derive = |value| {
-            move || {
-                let hash = token_hash(value).ok_or(())?;
-                Ok::<_, ()>(Remembered { hash, hot: None })
-            }
-        };
-        let name = self.cookie_name().as_bytes();
-        if let Some(value) = noted.first(headers, name, self.inner.limits) {
-            if let Ok(read) = memo.read_or_derive(value, derive(value), &mut read) {
-                return Some((value, read));
-            }
-        }
+        let headers = req.headers().get_all(COOKIE).map(|v| v.as_bytes());
         let mut found = None;
         self.inner
             .cookie_name
-            .visit(headers(), self.inner.limits, |value| {
-                found = (memo.read_or_derive(value, derive(value), &mut read).ok())
+            .visit(headers, self.inner.limits, |value| {
+                let derive = || {
+                    let hash = token_hash(value).ok_or(())?;
+                    Ok::<_, ()>(Remembered { hash, hot: None })
+                };
+                found = (self.inner.remembered)
+                    .read_or_derive(value, derive, &mut read)
+                    .ok()
                     .map(|read| (value, read));
                 found.is_none()
             });
@@ -507,10 +497,6 @@ impl DeviceObserver for Sessions {
 
     async fn renewed(&self, old: DeviceId, new: DeviceId) {
         self.devices().renewed(old, new).await;
-    }
-
-    fn companion_cookie(&self) -> Option<&str> {
-        Some(self.cookie_name())
     }
 }
 

@@ -68,14 +68,6 @@ pub trait DeviceObserver: Send + Sync + 'static {
     ) -> Option<ObserverFuture>;
     /// A handler renewed the device id: `old` is now `new`.
     async fn renewed(&self, old: DeviceId, new: DeviceId);
-    /// The name of a cookie this observer's services read on the requests it sees, if
-    /// any (for `Sessions`, the session cookie). The middleware reads the `Cookie` header
-    /// for its own cookie and notes on the way where that one stands, so this crate's
-    /// services find it without a second read. Asked once, when the middleware is built;
-    /// other observers keep the default, `None`.
-    fn companion_cookie(&self) -> Option<&str> {
-        None
-    }
 }
 
 /// The work a [`DeviceObserver`] hands back from
@@ -98,9 +90,6 @@ pub(crate) struct Settings {
     pub(crate) limits: HeaderLimits,
     pub(crate) metrics: Metrics,
     pub(crate) registry: Option<Arc<dyn DeviceObserver>>,
-    /// The registry's [`companion_cookie`](DeviceObserver::companion_cookie), unless it
-    /// is the device cookie's own name.
-    pub(crate) companion: Option<Box<[u8]>>,
     pub(crate) proxies: TrustedProxies,
     pub(crate) cache_control: CacheControl,
     /// Device tokens verified before, by their bytes (see `identity::memo`).
@@ -330,10 +319,6 @@ impl DeviceTrackingBuilder {
             &TokenContext::new(cookie.name(), DEVICE_PURPOSE),
         )
         .with_lifetime(self.token_lifetime);
-        let companion = (self.registry.as_deref())
-            .and_then(DeviceObserver::companion_cookie)
-            .filter(|name| *name != cookie.name())
-            .map(|name| name.as_bytes().into());
         Ok(DeviceTracking {
             settings: Arc::new(Settings {
                 cookie_name: CookieName::new(cookie.name().as_bytes()),
@@ -347,7 +332,6 @@ impl DeviceTrackingBuilder {
                 limits: self.limits,
                 metrics: Metrics::default(),
                 registry: self.registry,
-                companion,
                 proxies: self.proxies,
                 cache_control: self.cache_control,
                 verified: Memo::default(),

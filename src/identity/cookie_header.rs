@@ -163,157 +163,40 @@ impl<'n> CookieName<'n> {
         &self,
         headers: I,
         limits: HeaderLimits,
-        visit: impl FnMut(&'h [u8]) -> bool,
-    ) -> bool
-    where
-        I: IntoIterator<Item = &'h [u8]>,
-    {
-        self.visit_noting(headers, limits, None, visit).0
-    }
-
-    /// [`visit`](Self::visit), noting on the way where the first value of the cookie
-    /// called `other` stands (see [`Noted`]): a service that needs that cookie too then
-    /// finds it without reading the headers again. Only headers read pair by pair are
-    /// noted; a long one, read by searching for this name, leaves `other` unknown.
-    #[inline]
-    pub(crate) fn visit_noting<'h, I>(
-        &self,
-        headers: I,
-        limits: HeaderLimits,
-        other: Option<&[u8]>,
         mut visit: impl FnMut(&'h [u8]) -> bool,
-    ) -> (bool, Noted)
+    ) -> bool
     where
         I: IntoIterator<Item = &'h [u8]>,
     {
         let mut budget = limits.max_bytes;
         let mut seen = 0;
-        let mut found = None;
-        // Whether every header so far was read in full, pair by pair.
-        let mut whole = other.is_some();
-        let complete = 'read: {
-            for (index, header) in headers.into_iter().enumerate() {
-                let before = limits.max_bytes - budget;
-                let cut = header.len() > budget;
-                let read = &header[..header.len().min(budget)];
-                budget -= read.len();
-                let mut on_value = |value| {
-                    if seen == limits.max_values {
-                        return Visit::Incomplete;
-                    }
-                    seen += 1;
-                    if visit(value) {
-                        Visit::Next
-                    } else {
-                        Visit::Stopped
-                    }
-                };
-                let outcome = match self.finder_for(read.len()) {
-                    Some(finder) => {
-                        whole = false;
-                        search(read, finder, &mut on_value)
-                    }
-                    None => {
-                        // A value in a header cut short may itself be cut: not noted.
-                        whole &= !cut;
-                        let mut on_other = |value: &'h [u8]| {
-                            if whole && found.is_none() {
-                                found = Spot::of(index, header, before, value);
-                            }
-                        };
-                        split(read, &self.name, other, &mut on_value, &mut on_other)
-                    }
-                };
-                match outcome {
-                    Visit::Incomplete => break 'read false,
-                    Visit::Stopped => break 'read true,
-                    Visit::Next if cut => break 'read false,
-                    Visit::Next => {}
+        for header in headers {
+            let cut = header.len() > budget;
+            let read = &header[..header.len().min(budget)];
+            budget -= read.len();
+            let mut on_value = |value| {
+                if seen == limits.max_values {
+                    return Visit::Incomplete;
                 }
+                seen += 1;
+                if visit(value) {
+                    Visit::Next
+                } else {
+                    Visit::Stopped
+                }
+            };
+            let outcome = match self.finder_for(read.len()) {
+                Some(finder) => search(read, finder, &mut on_value),
+                None => split(read, &self.name, &mut on_value),
+            };
+            match outcome {
+                Visit::Incomplete => return false,
+                Visit::Stopped => return true,
+                Visit::Next if cut => return false,
+                Visit::Next => {}
             }
-            true
-        };
-        (complete, Noted(found))
-    }
-}
-
-/// What a read for one cookie name ([`CookieName::visit_noting`]) noted of a second: where
-/// its first value stands, if the read knows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Noted(Option<Spot>);
-
-/// Where a noted value stands: which `Cookie` header, that header as it was read, and
-/// the value's bytes within it. Its `Debug` leaves the address out (a context may be
-/// logged; an address would tell where the process's heap lies).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Spot {
-    header: u32,
-    /// The header's address and length when it was read: a header replaced since (by a
-    /// middleware that rewrites `Cookie`) is never misread.
-    address: usize,
-    len: u32,
-    start: u32,
-    end: u32,
-    /// The bytes of all the headers up to the value's end: a reader with a lower byte
-    /// bound would not see the whole value.
-    read_to: u32,
-}
-
-impl std::fmt::Debug for Spot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spot")
-            .field("header", &self.header)
-            .field("bytes", &(self.start..self.end))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Spot {
-    /// `None` for offsets past `u32` (headers that long are never read in full).
-    fn of(index: usize, header: &[u8], before: usize, value: &[u8]) -> Option<Self> {
-        let start = value.as_ptr() as usize - header.as_ptr() as usize;
-        let end = start + value.len();
-        Some(Self {
-            header: u32::try_from(index).ok()?,
-            address: header.as_ptr() as usize,
-            len: u32::try_from(header.len()).ok()?,
-            start: u32::try_from(start).ok()?,
-            end: u32::try_from(end).ok()?,
-            read_to: u32::try_from(before + end).ok()?,
-        })
-    }
-}
-
-impl Noted {
-    /// The first value of the cookie `name` in the `headers` (the request's `Cookie`
-    /// headers, which the note was taken from; looked up only if something was noted),
-    /// as a read of `name` within `limits` would find it; `None` when the note cannot
-    /// say, and the headers must be read.
-    ///
-    /// The value stands in a pair named exactly `name` or it is not taken: a note taken
-    /// for another name (cookie names hold no `=`, `;`, space or tab) answers `None`.
-    #[inline]
-    pub(crate) fn first<'h, I>(
-        &self,
-        headers: impl FnOnce() -> I,
-        name: &[u8],
-        limits: HeaderLimits,
-    ) -> Option<&'h [u8]>
-    where
-        I: IntoIterator<Item = &'h [u8]>,
-    {
-        let spot = self.0?;
-        if limits.max_values == 0 || spot.read_to as usize > limits.max_bytes {
-            return None;
         }
-        let header = headers().into_iter().nth(spot.header as usize)?;
-        if header.as_ptr() as usize != spot.address || header.len() != spot.len as usize {
-            return None;
-        }
-        let value = header.get(spot.start as usize..spot.end as usize)?;
-        let pair = trim_end(header.get(..spot.start as usize)?).strip_suffix(b"=")?;
-        let before = trim_end(trim_end(pair).strip_suffix(name)?);
-        matches!(before.last(), None | Some(b';')).then_some(value)
+        true
     }
 }
 
@@ -361,14 +244,12 @@ fn search<'h>(
     Visit::Next
 }
 
-/// Every value of `name` in `header`, pair by pair; values of `other` go to `on_other`.
+/// Every value of `name` in `header`, pair by pair.
 #[inline(always)]
 fn split<'h>(
     mut rest: &'h [u8],
     name: &[u8],
-    other: Option<&[u8]>,
     on_value: &mut impl FnMut(&'h [u8]) -> Visit,
-    on_other: &mut impl FnMut(&'h [u8]),
 ) -> Visit {
     loop {
         let (pair, next) = match memchr::memchr(b';', rest) {
@@ -380,8 +261,6 @@ fn split<'h>(
                 Visit::Next => {}
                 other => return other,
             }
-        } else if let Some(value) = other.and_then(|other| value_of(pair, other)) {
-            on_other(value);
         }
         match next {
             Some(next) => rest = next,
@@ -527,69 +406,6 @@ mod tests {
         found
     }
 
-    #[test]
-    fn a_short_read_notes_the_first_value_of_another_name() {
-        let name = CookieName::new(b"id");
-        let note = |headers: &[&'static [u8]]| {
-            let (complete, noted) = name.visit_noting(
-                headers.iter().copied(),
-                HeaderLimits::default(),
-                Some(b"sid"),
-                |_| true,
-            );
-            assert!(complete);
-            noted
-        };
-        let first = |headers: &[&'static [u8]]| {
-            note(headers).first(|| headers.iter().copied(), b"sid", HeaderLimits::default())
-        };
-        assert_eq!(first(&[b"id=1; sid = s1 ; sid=s2"]), Some(&b"s1"[..]));
-        assert_eq!(first(&[b"id=1", b"x=2;sid=s1"]), Some(&b"s1"[..]));
-        assert_eq!(first(&[b"id=1; sidx=1; xsid=2", b"%73id=3"]), None);
-        // A long header is searched for `id`: nothing is known of what follows it.
-        let long: &'static [u8] = "x=1;".repeat(60).leak().as_bytes();
-        assert_eq!(first(&[long, b"sid=s1"]), None);
-
-        let header: &'static [u8] = b"id=1; sid=s1";
-        let noted = note(&[header]);
-        // A reader that reads less than the noted value's end, or no value at all.
-        let short = HeaderLimits {
-            max_bytes: 11,
-            max_values: 16,
-        };
-        assert_eq!(noted.first(|| [header], b"sid", short), None);
-        let none = HeaderLimits {
-            max_bytes: 64,
-            max_values: 0,
-        };
-        assert_eq!(noted.first(|| [header], b"sid", none), None);
-        // A note is for its own name only, and for the header it was taken from.
-        for other in [&b"id"[..], b"d", b"xsid", b"s"] {
-            assert_eq!(
-                noted.first(|| [header], other, HeaderLimits::default()),
-                None
-            );
-        }
-        // Its `Debug` shows where the value stands, not where the header lies in memory.
-        let shown = format!("{noted:?}");
-        let address = header.as_ptr() as usize;
-        assert!(shown.contains("bytes: 10..12"), "{shown}");
-        assert!(
-            !shown.contains(&address.to_string()) && !shown.contains(&format!("{address:x}")),
-            "{shown}"
-        );
-        let elsewhere = header.to_vec();
-        assert_eq!(
-            noted.first(|| [&elsewhere[..]], b"sid", HeaderLimits::default()),
-            None
-        );
-    }
-
-    /// Pairs, odd ones among them, for headers where the names looked for often stand.
-    const PAIRS: [&str; 12] = [
-        "id=1", " x = 2", "x=3", "\tx=", "i d=4", "xi=5", "", "id", "=x", " \t", "d=6", "i=d=7",
-    ];
-
     proptest::proptest! {
         #[test]
         fn agrees_with_the_split_reader(
@@ -610,38 +426,6 @@ mod tests {
                 proptest::prop_assert_eq!(&ours, &expected);
                 let searching = CookieName { search_from: 0, ..CookieName::new(name) };
                 proptest::prop_assert_eq!(&searching.values(headers.iter().copied(), limits), &expected);
-            }
-        }
-
-        /// What a read notes of a second name is what a read of that name, within its own
-        /// limits, finds first: or it says it does not know.
-        #[test]
-        fn a_note_agrees_with_reading_the_other_name(
-            headers in proptest::collection::vec(
-                proptest::collection::vec(proptest::sample::select(&PAIRS[..]), 0..8),
-                0..4,
-            ),
-            max_bytes in 0usize..80,
-            max_values in 0usize..4,
-            other_bytes in 0usize..80,
-            other_values in 0usize..4,
-            search_from in proptest::sample::select(vec![0usize, 12, SEARCH_FROM]),
-        ) {
-            let limits = HeaderLimits { max_bytes, max_values };
-            let theirs = HeaderLimits { max_bytes: other_bytes, max_values: other_values };
-            let headers: Vec<Vec<u8>> = headers.iter().map(|pairs| pairs.join(";").into_bytes()).collect();
-            let headers: Vec<&[u8]> = headers.iter().map(Vec::as_slice).collect();
-            for (name, other) in [(&b"id"[..], &b"x"[..]), (b"x", b"id"), (b"i", b"d"), (b"xi", b"x")] {
-                let reader = CookieName { search_from, ..CookieName::new(name) };
-                let (complete, noted) =
-                    reader.visit_noting(headers.iter().copied(), limits, Some(other), |_| true);
-                proptest::prop_assert_eq!(complete, reference(&headers, name, limits).complete);
-                for asked in [other, name, b"i", b"d"] {
-                    let expected = reference(&headers, asked, theirs);
-                    if let Some(v) = noted.first(|| headers.iter().copied(), asked, theirs) {
-                        proptest::prop_assert_eq!(expected.values.first(), Some(&v));
-                    }
-                }
             }
         }
     }

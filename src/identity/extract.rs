@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
-use crate::identity::cookie_header::Noted;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
 use crate::identity::token::Rejected;
@@ -31,7 +30,7 @@ pub enum Reissue {
 }
 
 /// What the middleware knows about this request's device, in request extensions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeviceContext {
     /// The device id.
@@ -51,36 +50,7 @@ pub struct DeviceContext {
     pub others: Vec<DeviceId>,
     /// The client address, as the configured trusted proxies report it.
     pub client_ip: Option<IpAddr>,
-    /// What the middleware's read of the `Cookie` header noted of the registry's
-    /// companion cookie (see `DeviceObserver::companion_cookie`).
-    pub(crate) companion: Noted,
 }
-
-/// Two contexts are equal when what they say of the device is: the note of the companion
-/// cookie is about one request's header, not about the device.
-impl PartialEq for DeviceContext {
-    fn eq(&self, other: &Self) -> bool {
-        let Self {
-            id,
-            is_new,
-            reissue,
-            key_id,
-            issued_at,
-            others,
-            client_ip,
-            companion: _,
-        } = self;
-        *id == other.id
-            && *is_new == other.is_new
-            && *reissue == other.reissue
-            && *key_id == other.key_id
-            && *issued_at == other.issued_at
-            && *others == other.others
-            && *client_ip == other.client_ip
-    }
-}
-
-impl Eq for DeviceContext {}
 
 impl DeviceContext {
     /// Whether the browser sent more than one valid device token.
@@ -212,52 +182,5 @@ impl FromRequest for DeviceControl {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(lookup::<DeviceContext>(req).map(|_| DeviceControl { req: req.clone() }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::cookie_header::{CookieName, HeaderLimits};
-
-    #[test]
-    fn contexts_compare_by_what_they_say_of_the_device() {
-        let noted = |header: &'static [u8]| {
-            let (_, noted) = CookieName::new(b"id").visit_noting(
-                [header],
-                HeaderLimits::default(),
-                Some(b"sid"),
-                |_| true,
-            );
-            noted
-        };
-        let context = |companion| DeviceContext {
-            id: DeviceId::from_bytes([7; 16]),
-            is_new: false,
-            reissue: None,
-            key_id: Some(1),
-            issued_at: None,
-            others: Vec::new(),
-            client_ip: None,
-            companion,
-        };
-        let one = context(noted(b"id=1; sid=a"));
-        let other = context(noted(b"sid=b; id=1"));
-        assert_ne!(one.companion, other.companion);
-        assert_eq!(one, other);
-        assert_ne!(
-            one,
-            DeviceContext {
-                is_new: true,
-                ..other.clone()
-            }
-        );
-        assert_ne!(
-            one,
-            DeviceContext {
-                others: vec![DeviceId::from_bytes([8; 16])],
-                ..other
-            }
-        );
     }
 }

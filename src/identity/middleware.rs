@@ -17,7 +17,6 @@ use crate::identity::client::RequestInfo;
 use crate::identity::config::{
     CacheControl, DeviceObserver, DeviceTracking, ObserverFuture, RejectPolicy, Settings,
 };
-use crate::identity::cookie_header::Noted;
 use crate::identity::device_id::DeviceId;
 use crate::identity::error::DeviceError;
 use crate::identity::extract::{
@@ -306,36 +305,29 @@ fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
     let mut first: Option<Token> = None;
     let mut others = Vec::new();
     let mut first_rejection = None;
-    let take = |value: &[u8]| {
-        match settings.decode(value, now) {
-            Ok(token) => match &first {
-                None => first = Some(token),
-                Some(f) if f.id != token.id && !others.contains(&token.id) => {
-                    others.push(token.id);
+    let complete = settings
+        .cookie_name
+        .visit(headers, settings.limits, |value| {
+            match settings.decode(value, now) {
+                Ok(token) => match &first {
+                    None => first = Some(token),
+                    Some(f) if f.id != token.id && !others.contains(&token.id) => {
+                        others.push(token.id);
+                    }
+                    Some(_) => {}
+                },
+                Err(reason) => {
+                    first_rejection.get_or_insert(reason);
                 }
-                Some(_) => {}
-            },
-            Err(reason) => {
-                first_rejection.get_or_insert(reason);
             }
-        }
-        true
-    };
-    // The registry's cookie is noted on the way (see `DeviceObserver::companion_cookie`).
-    let companion = settings.companion.as_deref();
-    let (complete, noted) =
-        (settings.cookie_name).visit_noting(headers, settings.limits, companion, take);
+            true
+        });
     let client_ip = settings
         .proxies
         .client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
     if let Some(token) = first {
         settings.metrics.accepted();
-        let seen = Seen {
-            others,
-            client_ip,
-            companion: noted,
-        };
-        return Identified::Device(accepted(settings, token, seen, now));
+        return Identified::Device(accepted(settings, token, others, client_ip, now));
     }
     if !complete {
         tracing::warn!(cookie = %settings.cookie.name(), "Cookie header past the limits; no device id minted");
@@ -348,22 +340,21 @@ fn identify(settings: &Settings, req: &ServiceRequest, now: u64) -> Identified {
             match settings.on_rejected {
                 RejectPolicy::Refuse => Identified::Refused(reason),
                 RejectPolicy::Reissue => {
-                    Identified::Device(fresh(settings, Reissue::Rejected(reason), client_ip, noted))
+                    Identified::Device(fresh(settings, Reissue::Rejected(reason), client_ip))
                 }
             }
         }
-        None => Identified::Device(fresh(settings, Reissue::New, client_ip, noted)),
+        None => Identified::Device(fresh(settings, Reissue::New, client_ip)),
     }
 }
 
-/// What the request showed beside the token taken.
-struct Seen {
+fn accepted(
+    settings: &Settings,
+    token: Token,
     others: Vec<DeviceId>,
     client_ip: Option<IpAddr>,
-    companion: Noted,
-}
-
-fn accepted(settings: &Settings, token: Token, seen: Seen, now: u64) -> DeviceContext {
+    now: u64,
+) -> DeviceContext {
     let reissue = if token.retired_key {
         Some(Reissue::RetiredKey)
     } else if token.legacy_format {
@@ -382,18 +373,12 @@ fn accepted(settings: &Settings, token: Token, seen: Seen, now: u64) -> DeviceCo
         reissue,
         key_id: token.key_id,
         issued_at: token.issued_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
-        others: seen.others,
-        client_ip: seen.client_ip,
-        companion: seen.companion,
+        others,
+        client_ip,
     }
 }
 
-fn fresh(
-    settings: &Settings,
-    why: Reissue,
-    client_ip: Option<IpAddr>,
-    companion: Noted,
-) -> DeviceContext {
+fn fresh(settings: &Settings, why: Reissue, client_ip: Option<IpAddr>) -> DeviceContext {
     settings.metrics.issued();
     DeviceContext {
         id: settings.generator.generate(),
@@ -403,7 +388,6 @@ fn fresh(
         issued_at: None,
         others: Vec::new(),
         client_ip,
-        companion,
     }
 }
 
