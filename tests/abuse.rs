@@ -631,6 +631,39 @@ async fn the_session_cookie_read_is_the_first_well_formed_of_the_header_the_hand
     let status = res.status();
     let body: Value = test::read_body_json(res).await;
     assert_ne!(body["user"], json!("alice"), "{status} {body}");
+    // Two Cookie headers, and the inner middleware rewrites only the first (HTTP/2 sends
+    // cookies as separate header fields): Bob's session cookie now stands in front.
+    let first_rewritten = test::init_service(
+        App::new()
+            .wrap_fn({
+                let bobs = bobs.clone();
+                move |mut req, srv| {
+                    if let Some(first) = req.headers_mut().get_mut(COOKIE) {
+                        *first = bobs.parse().unwrap();
+                    }
+                    srv.call(req)
+                }
+            })
+            .wrap(env.tracking.clone())
+            .app_data(web::Data::new(env.sessions.clone()))
+            .route("/me", web::get().to(me)),
+    )
+    .await;
+    let two_headers = || {
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-forwarded-for", "192.0.2.1"))
+            .append_header((COOKIE, "theme=dark"))
+            .append_header((COOKIE, format!("{DEVICE}={device}; {SESSION}={session}")))
+            .to_request()
+    };
+    let res = test::call_service(&first_rewritten, two_headers()).await;
+    let status = res.status();
+    let body: Value = test::read_body_json(res).await;
+    assert_ne!(body["user"], json!("alice"), "{status} {body}");
+    let res = test::call_service(&app, two_headers()).await;
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["user"], json!("alice"), "two headers, not rewritten");
     // And without the rewrite, the same header is Alice's.
     let header = format!("{padding}; {DEVICE}={device}; {SESSION}={session}");
     assert_eq!(
