@@ -578,6 +578,33 @@ async fn a_tossed_cookie_neither_logs_the_victim_out_nor_binds_anything() {
     }
 }
 
+/// The `/me` app of `$env` with `$rewrite` (a `wrap_fn` body) between the device
+/// middleware and the handler.
+macro_rules! rewriting_app {
+    ($env:expr, $rewrite:expr) => {
+        test::init_service(
+            App::new()
+                .wrap_fn($rewrite)
+                .wrap($env.tracking.clone())
+                .app_data(web::Data::new($env.sessions.clone()))
+                .route("/me", web::get().to(me)),
+        )
+        .await
+    };
+}
+
+/// The status and JSON body `app` answers `req` with.
+async fn answer<S, B>(app: &S, req: actix_http::Request) -> (StatusCode, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let res = test::call_service(app, req).await;
+    let status = res.status();
+    let body = test::read_body(res).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
 /// The session cookie is the first well-formed one of the header the handler sees: a
 /// stray value in front is passed over, and a header an inner middleware rewrote is read
 /// as rewritten, not as the device middleware saw it. (A reader that remembered where the
@@ -592,90 +619,60 @@ async fn the_session_cookie_read_is_the_first_well_formed_of_the_header_the_hand
         alice.cookie(DEVICE).unwrap(),
         alice.cookie(SESSION).unwrap(),
     );
-    let request = |header: String| {
-        test::TestRequest::get()
+    let request = |headers: &[String]| {
+        let mut req = test::TestRequest::get()
             .uri("/me")
-            .insert_header(("x-forwarded-for", "192.0.2.1"))
-            .insert_header((COOKIE, header))
-            .to_request()
+            .insert_header(("x-forwarded-for", "192.0.2.1"));
+        for header in headers {
+            req = req.append_header((COOKIE, header.clone()));
+        }
+        req.to_request()
     };
     // A malformed session value in front of the real one: passed over.
     let header = format!("{DEVICE}={device}; {SESSION}=not-a-token; {SESSION}={session}");
-    let res = test::call_service(&app, request(header)).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(answer(&app, request(&[header])).await.0, StatusCode::OK);
 
     // Bob's session cookie stands where a padding cookie of the same length stood when the
     // device middleware read the header, in front of Alice's: the rewritten header's first
     // session cookie is Bob's, so the request is not Alice's.
     let bob = signed_in(&app, "bob", "192.0.2.2").await;
     let bobs = format!("{SESSION}={}", bob.cookie(SESSION).unwrap());
-    let padding = padding_of(&bobs);
-    let rewritten = test::init_service(
-        App::new()
-            .wrap_fn({
-                let bobs = bobs.clone();
-                move |mut req, srv| {
-                    let header = req.headers().get(COOKIE).unwrap().to_str().unwrap();
-                    let header = header.replacen(&padding_of(&bobs), &bobs, 1);
-                    req.headers_mut().insert(COOKIE, header.parse().unwrap());
-                    srv.call(req)
-                }
-            })
-            .wrap(env.tracking.clone())
-            .app_data(web::Data::new(env.sessions.clone()))
-            .route("/me", web::get().to(me)),
-    )
-    .await;
-    let header = format!("{padding}; {DEVICE}={device}; {SESSION}={session}");
-    let res = test::call_service(&rewritten, request(header)).await;
-    let status = res.status();
-    let body: Value = test::read_body_json(res).await;
+    let padding = format!("pad={}", "x".repeat(bobs.len() - "pad=".len()));
+    let padded = [format!("{padding}; {DEVICE}={device}; {SESSION}={session}")];
+    let rewritten = rewriting_app!(env, {
+        let (padding, bobs) = (padding.clone(), bobs.clone());
+        move |mut req, srv| {
+            let header = req.headers().get(COOKIE).unwrap().to_str().unwrap();
+            let header = header.replacen(&padding, &bobs, 1);
+            req.headers_mut().insert(COOKIE, header.parse().unwrap());
+            srv.call(req)
+        }
+    });
+    let (status, body) = answer(&rewritten, request(&padded)).await;
     assert_ne!(body["user"], json!("alice"), "{status} {body}");
+
     // Two Cookie headers, and the inner middleware rewrites only the first (HTTP/2 sends
     // cookies as separate header fields): Bob's session cookie now stands in front.
-    let first_rewritten = test::init_service(
-        App::new()
-            .wrap_fn({
-                let bobs = bobs.clone();
-                move |mut req, srv| {
-                    if let Some(first) = req.headers_mut().get_mut(COOKIE) {
-                        *first = bobs.parse().unwrap();
-                    }
-                    srv.call(req)
-                }
-            })
-            .wrap(env.tracking.clone())
-            .app_data(web::Data::new(env.sessions.clone()))
-            .route("/me", web::get().to(me)),
-    )
-    .await;
-    let two_headers = || {
-        test::TestRequest::get()
-            .uri("/me")
-            .insert_header(("x-forwarded-for", "192.0.2.1"))
-            .append_header((COOKIE, "theme=dark"))
-            .append_header((COOKIE, format!("{DEVICE}={device}; {SESSION}={session}")))
-            .to_request()
-    };
-    let res = test::call_service(&first_rewritten, two_headers()).await;
-    let status = res.status();
-    let body: Value = test::read_body_json(res).await;
+    let first_rewritten = rewriting_app!(env, {
+        let bobs = bobs.clone();
+        move |mut req, srv| {
+            if let Some(first) = req.headers_mut().get_mut(COOKIE) {
+                *first = bobs.parse().unwrap();
+            }
+            srv.call(req)
+        }
+    });
+    let two_headers = [
+        "theme=dark".to_owned(),
+        format!("{DEVICE}={device}; {SESSION}={session}"),
+    ];
+    let (status, body) = answer(&first_rewritten, request(&two_headers)).await;
     assert_ne!(body["user"], json!("alice"), "{status} {body}");
-    let res = test::call_service(&app, two_headers()).await;
-    let body: Value = test::read_body_json(res).await;
+    let (_, body) = answer(&app, request(&two_headers)).await;
     assert_eq!(body["user"], json!("alice"), "two headers, not rewritten");
-    // And without the rewrite, the same header is Alice's.
-    let header = format!("{padding}; {DEVICE}={device}; {SESSION}={session}");
-    assert_eq!(
-        test::call_service(&app, request(header)).await.status(),
-        StatusCode::OK
-    );
+    // And without the rewrite, the padded header is Alice's.
+    assert_eq!(answer(&app, request(&padded)).await.0, StatusCode::OK);
     assert_eq!(alice.get(&app, "/me").await.0, StatusCode::OK);
-}
-
-/// The padding cookie of `pair`'s length (see the test above).
-fn padding_of(pair: &str) -> String {
-    format!("pad={}", "x".repeat(pair.len() - "pad=".len()))
 }
 
 // ---------------------------------------------------------------------------------------
