@@ -16,6 +16,10 @@
 //! `DURATION` (seconds per run, default 5) and `CONNECTIONS` (default 32) tune it;
 //! `VARIANTS=signed-in,identity` runs bare and the variants whose names contain a word.
 //!
+//! `floor (two extensions)` is not ours: the least any middleware can do to hand handlers a
+//! `web::ReqData<DeviceId>` and a context beside it, reading no cookie (`VARIANTS=floor`).
+//! It is the floor under the returning-browser rows.
+//!
 //! Signed-in variants (a `CurrentSession` handler: the session check on every request,
 //! sessions on moka and on redb) run against actix-identity on actix-session's cookie store,
 //! what actix users pick for sign-in (it cannot revoke a session on the server). Their
@@ -84,6 +88,27 @@ async fn bare() -> HttpResponse {
     HttpResponse::Ok().body(format!("hello {ID}"))
 }
 
+/// The least a middleware can do to serve `web::ReqData<DeviceId>` and a context beside
+/// it: put a fixed id and a context in the extensions and call the app, reading no cookie.
+/// The floor under the returning-browser rows.
+fn floor() -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap_fn(|req, srv| {
+            use actix_web::dev::Service as _;
+            support::put_floor(&req, false);
+            srv.call(req)
+        })
+        .route("/", web::get().to(device))
+}
+
 async fn device(id: DeviceId) -> HttpResponse {
     HttpResponse::Ok().body(format!("hello {id}"))
 }
@@ -137,7 +162,10 @@ fn tracking(mode: Mode) -> DeviceTracking {
 
 fn variants(data: &std::path::Path) -> Vec<Variant> {
     let _ = data;
-    let mut out = vec![serve!("bare", || App::new().route("/", web::get().to(bare)))];
+    let mut out = vec![
+        serve!("bare", || App::new().route("/", web::get().to(bare))),
+        serve!("floor (two extensions)", floor),
+    ];
     for (name, mode) in [
         ("device plain", Mode::Plain),
         ("device signed", Mode::Signed),
@@ -412,6 +440,12 @@ fn main() {
         .map(|i| cookies[i].clone())
         .unwrap_or_default();
 
+    // The floor reads no cookie, but gets bare's header: the same bytes to parse.
+    for (i, v) in variants.iter().enumerate() {
+        if v.name.starts_with("floor") {
+            cookies[i] = cookies[0].clone();
+        }
+    }
     let crowded: Vec<String> = cookies.iter().map(|c| behind_analytics(c)).collect();
 
     for (label, table) in [

@@ -9,6 +9,10 @@
 //! A variant name may end in `-new` (first visits), `-crowded` or `-stuffed` (what else the
 //! `Cookie` header carries) and, after those, `-exported` (a Prometheus recorder installed
 //! first, so every `metrics` counter reports to a real exporter).
+//!
+//! `floor` and `floor-one` are not ours: the least any middleware can do to hand handlers
+//! a `web::ReqData<DeviceId>` and a context beside it (two extension entries; `floor-one`
+//! the id alone), reading no cookie. They are the floor under the returning-browser rows.
 
 mod support;
 
@@ -29,6 +33,21 @@ async fn bare() -> HttpResponse {
 
 async fn device(id: DeviceId) -> HttpResponse {
     HttpResponse::Ok().body(format!("hello {id}"))
+}
+
+/// The least a middleware can do to serve `web::ReqData<DeviceId>` and a context: put a
+/// fixed id (and, unless `one`, a context) in the extensions and call the app. No cookie
+/// is read; this is the floor under `DeviceTracking`'s returning-browser rows.
+macro_rules! floor {
+    ($one:expr) => {
+        App::new()
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service as _;
+                support::put_floor(&req, $one);
+                srv.call(req)
+            })
+            .route("/", web::get().to(device))
+    };
 }
 
 async fn session_id(session: Session) -> HttpResponse {
@@ -216,6 +235,8 @@ fn main() {
     let key = actix_web::cookie::Key::from(&[9u8; 64]);
     match variant.trim_end_matches("-new") {
         "bare" => measure!(rt, App::new().route("/", web::get().to(bare)), returning, n),
+        "floor" => measure!(rt, floor!(false), returning, n),
+        "floor-one" => measure!(rt, floor!(true), returning, n),
         "plain" => measure!(
             rt,
             App::new()

@@ -12,7 +12,7 @@ bin=$(ls -t "$target"/release/deps/instructions-* | grep -v '\.d$' | head -1)
 out=$(mktemp -d)
 printf '%-22s %14s %10s %12s\n' variant "instr/request" "x bare" "overhead"
 bare=
-for v in bare plain signed sealed session-signed session-private signed-in-moka signed-in-redb identity bare-new plain-new signed-new sealed-new session-signed-new session-private-new bare-crowded signed-crowded signed-in-moka-crowded identity-crowded bare-stuffed signed-stuffed signed-in-moka-stuffed bare-exported signed-exported signed-in-moka-exported; do
+for v in bare floor-one floor plain signed sealed session-signed session-private signed-in-moka signed-in-redb identity bare-new plain-new signed-new sealed-new session-signed-new session-private-new bare-crowded signed-crowded signed-in-moka-crowded identity-crowded bare-stuffed signed-stuffed signed-in-moka-stuffed bare-exported signed-exported signed-in-moka-exported; do
   valgrind --tool=callgrind --callgrind-out-file="$out/$v.out" --toggle-collect='*collect_on*' "$bin" "$v" "$n" >/dev/null 2>&1
   total=$(grep -m1 '^summary:' "$out/$v.out" | awk '{print $2}')
   per=$((total / n))

@@ -27,3 +27,36 @@ pub fn behind_analytics(cookie: &str) -> String {
     header.push_str(cookie);
     header
 }
+
+/// What the middleware leaves beside the id, in a struct of `DeviceContext`'s shape (its
+/// own fields are the crate's), for the floor variants.
+struct FloorContext {
+    _id: actix_device::DeviceId,
+    _is_new: bool,
+    _reissue: Option<u16>,
+    _key_id: Option<u32>,
+    _issued_at: Option<std::time::SystemTime>,
+    _others: Vec<actix_device::DeviceId>,
+    _client_ip: Option<std::net::IpAddr>,
+}
+
+/// The floor variants' whole work: a fixed id and (unless `id_only`) a context put in the
+/// request's extensions, as a middleware that hands handlers `web::ReqData<DeviceId>` and
+/// a context must at least do. No cookie is read.
+pub fn put_floor(req: &actix_web::dev::ServiceRequest, id_only: bool) {
+    use actix_web::HttpMessage as _;
+    const ID: actix_device::DeviceId = actix_device::DeviceId::from_bytes([0x42; 16]);
+    let mut ext = req.extensions_mut();
+    ext.insert(ID);
+    if !id_only {
+        ext.insert(FloorContext {
+            _id: ID,
+            _is_new: false,
+            _reissue: None,
+            _key_id: Some(1),
+            _issued_at: None,
+            _others: Vec::new(),
+            _client_ip: None,
+        });
+    }
+}
